@@ -1,0 +1,5 @@
+//! Readers for each dataset layout the cleaner accepts.
+
+pub mod flickr_token;
+pub mod kaggle;
+pub mod karpathy;

@@ -1,0 +1,85 @@
+//! Command-line conventions shared by every binary: `--config`, `--work-dir`, `--set`,
+//! verbosity, logging, and turning an error chain into a message and an exit code.
+
+use std::fmt::Display;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::config::PipelineConfig;
+use crate::error::ContractError;
+
+/// The default config file, read from the current directory.
+pub const DEFAULT_CONFIG: &str = "pipeline.toml";
+
+/// Flags every stage accepts.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Pipeline configuration file (TOML). Without it, `pipeline.toml` is used if present,
+    /// else built-in defaults.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Directory for every stage output; overrides `paths.work_dir`.
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+
+    /// Override one config key, e.g. `--set trainer.epochs=15` (repeatable). Values use TOML
+    /// syntax; a bare word is a string.
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    pub overrides: Vec<String>,
+
+    /// More log output (-v: debug, -vv: trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Only warnings and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+impl CommonArgs {
+    /// Starts logging and loads the configuration with every override applied.
+    pub fn load(&self) -> Result<PipelineConfig, ContractError> {
+        init_logging(self.verbose, self.quiet);
+        let path = self
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+        let mut config = PipelineConfig::load(&path, &self.overrides, self.config.is_none())?;
+        if let Some(dir) = &self.work_dir {
+            config.paths.work_dir = dir.clone();
+        }
+        Ok(config)
+    }
+}
+
+/// Log lines go to stderr so stdout stays clean for data (e.g. `caption`'s output).
+pub fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("IMAGECAPTIONING_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// Prints an error with its whole chain of causes and exits 1; passes a success through.
+pub fn exit_with<E: Display>(result: Result<ExitCode, E>) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! `tokenizer`: builds the vocabulary from the train split of `captions.parquet` and writes
+//! `vocab.parquet` and `tokens.parquet` (ids with `<start>`/`<end>`) to the work directory.
+//!
+//!     tokenizer --work-dir data/work --set tokenizer.min_count=5
+//!
+//! Exit codes: 0 written, 1 error (nothing written).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Build the vocabulary and token ids from captions.parquet"
+)]
+struct Cli {
+    /// Keep words seen at least this often in train; overrides `tokenizer.min_count`.
+    #[arg(long, value_name = "N")]
+    min_count: Option<u64>,
+
+    /// Truncate captions to this many words; overrides `tokenizer.max_len`.
+    #[arg(long, value_name = "N")]
+    max_len: Option<usize>,
+
+    #[command(flatten)]
+    common: contracts::cli::CommonArgs,
+}
+
+fn main() -> ExitCode {
+    contracts::cli::exit_with(run())
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    let mut config = cli.common.load()?;
+    config.tokenizer.min_count = cli.min_count.unwrap_or(config.tokenizer.min_count);
+    config.tokenizer.max_len = cli.max_len.unwrap_or(config.tokenizer.max_len);
+    let summary = tokenizer::run(&config.paths.work_dir, &config.tokenizer)?;
+    print!("{summary}");
+    println!(
+        "wrote {} and {}",
+        contracts::tables::VOCAB_FILE,
+        contracts::tables::TOKENS_FILE
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,321 @@
+//! End-to-end tests of the data stages: the real binaries on real Flickr8k lines (fixtures
+//! made by scripts/make_flickr8k_fixtures.py) and on generated synthetic data.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use contracts::Split;
+use contracts::tables::{read_captions, read_tokens, read_vocab};
+use imagecaptioning::{describe, files_under, run, run_ok, tempdir};
+
+fn fixture(layout: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/flickr8k")
+        .join(layout)
+}
+
+/// Copies a fixture layout into `dir/dataset`, plus empty image files for `images`.
+fn dataset(dir: &Path, layout: &str, image_folder: Option<&str>) -> PathBuf {
+    let out = dir.join("dataset");
+    std::fs::create_dir_all(&out).unwrap();
+    for entry in std::fs::read_dir(fixture(layout)).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), out.join(entry.file_name())).unwrap();
+    }
+    if let Some(folder) = image_folder {
+        std::fs::create_dir_all(out.join(folder)).unwrap();
+        for image in [
+            "1000268201_693b08cb0e.jpg",
+            "1001773457_577c3a7d70.jpg",
+            "1002674143_1b742ab4b8.jpg",
+            "1012212859_01547e3f17.jpg",
+            "1253275679_e955fb7304.jpg",
+            "1387461595_2fe6925f73.jpg",
+        ] {
+            std::fs::write(out.join(folder).join(image), b"").unwrap();
+        }
+    }
+    out
+}
+
+fn clean(dir: &Path, dataset: &Path) -> std::process::Output {
+    let dataset = dataset.to_str().unwrap();
+    run(
+        "cleaner",
+        dir,
+        &[
+            "--dataset-dir",
+            dataset,
+            "--work-dir",
+            "work",
+            "--set",
+            "paths.splits_dir=none",
+        ],
+    )
+}
+
+#[test]
+fn original_release_lines_parse_including_their_quirks() {
+    let dir = tempdir();
+    let data = dataset(dir.path(), "token", None);
+    let out = clean(dir.path(), &data);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("35 captions of 7 images"), "{stdout}");
+    let (rows, _) = read_captions(&dir.path().join("work/captions.parquet")).unwrap();
+    assert_eq!(
+        rows.len(),
+        35,
+        "space-separated lines and the .jpg.1 key are captions too"
+    );
+    let spaced = rows
+        .iter()
+        .find(|r| r.image == "1000268201_693b08cb0e.jpg" && r.caption_idx == 0)
+        .unwrap();
+    assert_eq!(
+        spaced.clean,
+        "a child in a pink dress is climbing up a set of stairs in an entry way"
+    );
+    let quoted = rows
+        .iter()
+        .find(|r| r.image == "1253275679_e955fb7304.jpg" && r.caption_idx == 4)
+        .unwrap();
+    assert_eq!(
+        quoted.clean,
+        "young boy with a black adhd t shirt nodding off"
+    );
+}
+
+#[test]
+fn the_key_without_an_image_is_excluded_and_named() {
+    let dir = tempdir();
+    let data = dataset(dir.path(), "token", Some("Flicker8k_Dataset"));
+    let out = clean(dir.path(), &data);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("2258277193_586949ec62.jpg.1"), "{stderr}");
+    let (rows, _) = read_captions(&dir.path().join("work/captions.parquet")).unwrap();
+    assert_eq!(rows.len(), 30);
+}
+
+#[test]
+fn kaggle_csv_with_quoted_commas_and_doubled_quotes() {
+    let dir = tempdir();
+    let data = dataset(dir.path(), "kaggle", Some("Images"));
+    let out = clean(dir.path(), &data);
+    assert!(out.status.success(), "{}", describe(&out));
+    let (rows, _) = read_captions(&dir.path().join("work/captions.parquet")).unwrap();
+    assert_eq!(rows.len(), 30);
+    let comma = rows
+        .iter()
+        .find(|r| r.image == "1012212859_01547e3f17.jpg" && r.caption_idx == 0)
+        .unwrap();
+    assert_eq!(
+        comma.raw,
+        "A dog shakes its head near the shore , a red ball next to it ."
+    );
+    let quote = rows
+        .iter()
+        .find(|r| r.image == "1253275679_e955fb7304.jpg" && r.caption_idx == 4)
+        .unwrap();
+    assert_eq!(
+        quote.raw,
+        "Young boy with a black \" ADHD \" t-shirt nodding off"
+    );
+}
+
+#[test]
+fn karpathy_json_counts_restval_as_train() {
+    let dir = tempdir();
+    let data = dataset(dir.path(), "karpathy", None);
+    let out = clean(dir.path(), &data);
+    assert!(out.status.success(), "{}", describe(&out));
+    let (rows, _) = read_captions(&dir.path().join("work/captions.parquet")).unwrap();
+    let split_of = |image: &str| rows.iter().find(|r| r.image == image).unwrap().split;
+    assert_eq!(
+        split_of("1002674143_1b742ab4b8.jpg"),
+        Split::Train,
+        "restval"
+    );
+    assert_eq!(split_of("1012212859_01547e3f17.jpg"), Split::Val);
+    assert_eq!(split_of("1387461595_2fe6925f73.jpg"), Split::Test);
+}
+
+/// Runs the cleaner on a one-file dataset and returns (success, stderr, files left in work/).
+fn clean_single(name: &str, content: &[u8]) -> (bool, String, Vec<String>) {
+    let dir = tempdir();
+    let data = dir.path().join("dataset");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join(name), content).unwrap();
+    let out = clean(dir.path(), &data);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (
+        out.status.success(),
+        stderr,
+        files_under(&dir.path().join("work")),
+    )
+}
+
+#[test]
+fn empty_caption_file_is_an_error_and_writes_nothing() {
+    let (ok, stderr, left) = clean_single("captions.txt", b"");
+    assert!(!ok);
+    assert!(
+        stderr.contains("captions.txt") && stderr.contains("empty"),
+        "{stderr}"
+    );
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn unknown_layout_is_an_error_that_lists_what_was_looked_for() {
+    let (ok, stderr, left) = clean_single("readme.md", b"hello");
+    assert!(!ok);
+    assert!(
+        stderr.contains("Flickr8k.token.txt") && stderr.contains("captions.txt"),
+        "{stderr}"
+    );
+    assert!(left.is_empty());
+}
+
+#[test]
+fn malformed_and_non_utf8_lines_are_named_and_skipped() {
+    let content = b"a.jpg#0\tA dog runs .\nbroken-line-without-separator\nb.jpg#0\tA \xff cat .\nc.jpg#x\tbad number\n";
+    let (ok, stderr, left) = clean_single("Flickr8k.token.txt", content);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("Flickr8k.token.txt:2:"), "{stderr}");
+    assert!(
+        stderr.contains("Flickr8k.token.txt:3: not valid UTF-8"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Flickr8k.token.txt:4:"), "{stderr}");
+    assert_eq!(left, ["captions.parquet"]);
+}
+
+#[test]
+fn image_names_escaping_the_image_folder_are_rejected_with_their_line() {
+    let content = b"a.jpg#0\tA dog runs .\n../../etc/passwd#0\tsneaky\n/abs.jpg#0\tsneaky\n";
+    let (ok, stderr, _) = clean_single("Flickr8k.token.txt", content);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("Flickr8k.token.txt:2:") && stderr.contains(".."),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Flickr8k.token.txt:3:") && stderr.contains("absolute"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn nothing_usable_is_an_error_and_writes_nothing() {
+    let (ok, stderr, left) = clean_single("Flickr8k.token.txt", b"a.jpg#0\t. , !\nb.jpg#0\t42\n");
+    assert!(!ok);
+    assert!(stderr.contains("no usable captions"), "{stderr}");
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn tokenizer_refuses_captions_without_a_train_split() {
+    let dir = tempdir();
+    let data = dataset(dir.path(), "karpathy", None);
+    // Everything in test: no vocabulary can be built.
+    let text = std::fs::read_to_string(data.join("dataset_flickr8k.json")).unwrap();
+    let text = text
+        .replace("\"train\"", "\"test\"")
+        .replace("\"restval\"", "\"test\"")
+        .replace("\"val\"", "\"test\"");
+    std::fs::write(data.join("dataset_flickr8k.json"), text).unwrap();
+    assert!(clean(dir.path(), &data).status.success());
+    let out = run("tokenizer", dir.path(), &["--work-dir", "work"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("train split is empty"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(files_under(&dir.path().join("work")), ["captions.parquet"]);
+}
+
+#[test]
+fn tokenizer_refuses_a_foreign_stage_file_and_says_what_to_rerun() {
+    let dir = tempdir();
+    let data = dataset(dir.path(), "token", None);
+    assert!(clean(dir.path(), &data).status.success());
+    std::fs::copy(
+        dir.path().join("work/captions.parquet"),
+        dir.path().join("work/vocab.parquet"),
+    )
+    .unwrap();
+    std::fs::copy(
+        dir.path().join("work/vocab.parquet"),
+        dir.path().join("work/captions.parquet"),
+    )
+    .unwrap();
+    assert!(
+        read_vocab(&dir.path().join("work/vocab.parquet"))
+            .unwrap_err()
+            .to_string()
+            .contains("make tokens")
+    );
+}
+
+/// The acceptance path: synth -> cleaner -> tokenizer, and every file opens in pyarrow.
+#[test]
+fn synth_clean_tokenize_end_to_end_and_pyarrow_reads_the_contracts() {
+    let dir = tempdir();
+    let cwd = dir.path();
+    run_ok(
+        "synth",
+        cwd,
+        &["--out", "synthetic", "--images", "40", "--seed", "3"],
+    );
+    run_ok(
+        "cleaner",
+        cwd,
+        &["--dataset-dir", "synthetic", "--work-dir", "work"],
+    );
+    run_ok(
+        "tokenizer",
+        cwd,
+        &["--work-dir", "work", "--min-count", "1"],
+    );
+
+    let (captions, _) = read_captions(&cwd.join("work/captions.parquet")).unwrap();
+    assert_eq!(captions.len(), 200, "five captions per image");
+    let (vocab, _) = read_vocab(&cwd.join("work/vocab.parquet")).unwrap();
+    assert_eq!(vocab[0].token, "<pad>");
+    let (tokens, provenance) = read_tokens(&cwd.join("work/tokens.parquet")).unwrap();
+    assert_eq!(tokens.len(), 200);
+    assert!(
+        tokens
+            .iter()
+            .all(|t| t.token_ids.first() == Some(&1) && t.token_ids.last() == Some(&2))
+    );
+    provenance
+        .unwrap()
+        .require_input(
+            Path::new("tokens.parquet"),
+            "captions.parquet",
+            &cwd.join("work/captions.parquet"),
+            contracts::Stage::Tokenizer,
+        )
+        .unwrap();
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args([
+            "work/captions.parquet",
+            "work/vocab.parquet",
+            "work/tokens.parquet",
+        ])
+        .current_dir(cwd)
+        .output()
+        .expect("python3 runs (make test installs pyarrow)");
+    assert!(
+        out.status.success(),
+        "pyarrow interop failed:\n{}",
+        describe(&out)
+    );
+}

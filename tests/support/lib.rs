@@ -1,0 +1,88 @@
+//! Test support for the end-to-end tests: finds the release binaries the tests drive and runs
+//! them in temporary directories. `make test` builds the binaries before the tests run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The directory holding the stage binaries (`target/release`), found from the test binary.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary knows its path");
+    // target/release/deps/<test> -> target/release
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// A stage binary; panics with the command to build it when it is missing.
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build --release --bins` first (make test does)",
+        path.display()
+    );
+    path
+}
+
+/// Runs a stage binary with `args` in `cwd`, capturing its output.
+pub fn run(name: &str, cwd: &Path, args: &[&str]) -> Output {
+    Command::new(bin(name))
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"))
+}
+
+/// Like [`run`], but panics with the binary's output unless it succeeds.
+pub fn run_ok(name: &str, cwd: &Path, args: &[&str]) -> Output {
+    let output = run(name, cwd, args);
+    assert!(
+        output.status.success(),
+        "{name} {args:?} failed:\n{}",
+        describe(&output)
+    );
+    output
+}
+
+/// stdout and stderr, for assertion messages.
+pub fn describe(output: &Output) -> String {
+    format!(
+        "status: {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Files under `dir` (recursively), relative, sorted: to check nothing half-written remains.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(
+                    path.strip_prefix(dir)
+                        .unwrap_or(&path)
+                        .display()
+                        .to_string(),
+                );
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A fresh temporary directory.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
