@@ -161,6 +161,30 @@ pub fn read_table(path: &Path, expected: &SchemaRef, stage: Stage) -> Result<Tab
     })
 }
 
+/// The provenance of a file of ours, reading only its footer (`None` for a foreign file).
+pub fn read_provenance(path: &Path) -> Result<Option<Provenance>, ContractError> {
+    let file = File::open(path).map_err(|source| ContractError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| ContractError::parquet(path, format!("not a readable Parquet file ({e})")))?;
+    provenance_of(path, &builder)
+}
+
+fn provenance_of(
+    path: &Path,
+    builder: &ParquetRecordBatchReaderBuilder<File>,
+) -> Result<Option<Provenance>, ContractError> {
+    let key_values = builder.metadata().file_metadata().key_value_metadata();
+    let lookup = |key: &str| {
+        key_values
+            .and_then(|kvs| kvs.iter().find(|kv| kv.key == key))
+            .and_then(|kv| kv.value.clone())
+    };
+    Provenance::from_key_values(path, lookup)
+}
+
 fn with_hint(error: std::io::Error, stage: Stage) -> std::io::Error {
     if error.kind() == std::io::ErrorKind::NotFound {
         std::io::Error::new(

@@ -1,0 +1,135 @@
+//! Which images to featurize and where they are: the images named by `captions.parquet`
+//! (found in the image folder the cleaner recorded, or `--images`), or every image file under
+//! `--images DIR` when there are no captions.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use contracts::tables::{CAPTIONS_FILE, read_captions};
+use sha2::{Digest, Sha256};
+use walkdir::WalkDir;
+
+/// File endings the image decoder reads.
+const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"];
+
+/// The images of a run: names relative to `dir`, sorted, without duplicates.
+#[derive(Debug, Clone)]
+pub struct ImageList {
+    pub dir: PathBuf,
+    pub names: Vec<String>,
+    /// `captions.parquet` when the list came from it (recorded as an input).
+    pub captions: Option<PathBuf>,
+}
+
+impl ImageList {
+    /// The list for `work_dir`, as documented in the module header.
+    pub fn resolve(work_dir: &Path, images: Option<&Path>) -> Result<Self> {
+        let captions = work_dir.join(CAPTIONS_FILE);
+        match (captions.is_file(), images) {
+            (true, dir) => Self::from_captions(&captions, dir),
+            (false, Some(dir)) => Self::from_folder(dir),
+            (false, None) => bail!(
+                "{} does not exist: run the cleaner first (`make captions`), \
+                 or pass --images DIR to featurize every image in a folder",
+                captions.display()
+            ),
+        }
+    }
+
+    fn from_captions(captions: &Path, dir: Option<&Path>) -> Result<Self> {
+        let (rows, provenance) = read_captions(captions)?;
+        let recorded = provenance
+            .as_ref()
+            .and_then(|p| p.config.get("image_dir"))
+            .and_then(|v| v.as_str())
+            .map(PathBuf::from);
+        let Some(dir) = dir.map(Path::to_path_buf).or(recorded) else {
+            bail!(
+                "{} does not say where the images are (the dataset had no image folder): pass --images DIR",
+                captions.display()
+            );
+        };
+        let mut names: Vec<String> = rows.into_iter().map(|r| r.image).collect();
+        names.sort();
+        names.dedup();
+        for name in &names {
+            contracts::image_name::check_image_name(name)
+                .map_err(|why| anyhow::anyhow!("{}: {why}", captions.display()))?;
+        }
+        Ok(Self {
+            dir,
+            names,
+            captions: Some(captions.to_path_buf()),
+        })
+    }
+
+    fn from_folder(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            bail!("image folder {} does not exist", dir.display());
+        }
+        let mut names = Vec::new();
+        for entry in WalkDir::new(dir).sort_by_file_name() {
+            let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+            let is_image = entry
+                .path()
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
+            if entry.file_type().is_file() && is_image {
+                let relative = entry.path().strip_prefix(dir).unwrap_or(entry.path());
+                names.push(relative.to_string_lossy().into_owned());
+            }
+        }
+        names.sort();
+        if names.is_empty() {
+            bail!(
+                "no image files ({}) under {}",
+                IMAGE_EXTENSIONS.join(", "),
+                dir.display()
+            );
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            names,
+            captions: None,
+        })
+    }
+
+    /// A fingerprint of the list: parts of a resumed run must come from the same list.
+    pub fn fingerprint(&self) -> String {
+        let mut hasher = Sha256::new();
+        for name in &self.names {
+            hasher.update(name.as_bytes());
+            hasher.update([0]);
+        }
+        hex::encode(hasher.finalize())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_listing_is_sorted_relative_and_images_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("sub")).unwrap();
+        for name in ["b.JPG", "a.png", "sub/c.jpeg", "notes.txt"] {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        let list = ImageList::from_folder(dir.path()).unwrap();
+        assert_eq!(list.names, ["a.png", "b.JPG", "sub/c.jpeg"]);
+    }
+
+    #[test]
+    fn without_captions_or_folder_the_error_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = ImageList::resolve(dir.path(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("make captions") && err.contains("--images"),
+            "{err}"
+        );
+    }
+}

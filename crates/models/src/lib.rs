@@ -1,0 +1,6 @@
+//! The burn networks of the pipeline: the ResNet50 image encoder (with its torchvision-exact
+//! preprocessing and weight import) and the CNN-RNN caption decoder, generic over the backend.
+
+pub mod backend;
+pub mod preprocess;
+pub mod resnet;

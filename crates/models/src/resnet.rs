@@ -1,0 +1,396 @@
+//! ResNet50 exactly as torchvision builds it, as the featurizer's image encoder.
+//!
+//! The network is torchvision's `resnet50` (v1.5: the stride of a downsampling block sits on its
+//! 3x3 convolution; bottleneck stages 3-4-6-3 with expansion 4), stopped after global average
+//! pooling: the output is the 2048-d vector that torchvision feeds to `fc`. Depth and widths come
+//! from [`ResNetConfig`], so the tests run a tiny network through exactly the same code.
+//!
+//! Two forms of the network live here:
+//! - [`ResNet`] mirrors torchvision's modules and state-dict keys (`conv1`, `bn1`,
+//!   `layer1.0.conv2`, `layer2.0.downsample.{conv,bn}`, ...), so that weight files map onto it
+//!   with one key rename (`downsample.0`/`.1` -> `downsample.conv`/`.bn`).
+//! - [`FoldedResNet`] is the inference form: every BatchNorm is folded into the convolution in
+//!   front of it (`w' = w * g / sqrt(v + eps)`, `b' = beta - m * g / sqrt(v + eps)`). It computes the
+//!   same function (to float rounding) several times faster, because BatchNorm over a
+//!   `[1, C, 1, 1]` broadcast is slow on burn's CPU backend.
+//!
+//! Weights come from a torchvision `.pth` state dict, a `.safetensors` file, or a seeded random
+//! initialisation: see [`WeightsSource`] and [`load_resnet`] (in `weights.rs`).
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+use burn::tensor::Tensor;
+use burn::tensor::activation::relu;
+use burn::tensor::backend::Backend;
+use burn::tensor::module::max_pool2d;
+
+mod weights;
+
+pub use weights::{ModelError, WeightsSource, load_resnet, load_resnet_unfolded};
+
+/// Channel expansion of a bottleneck block: its output has `4 * planes` channels.
+pub const EXPANSION: usize = 4;
+
+/// BatchNorm epsilon used by torchvision's `nn.BatchNorm2d`.
+pub const BN_EPSILON: f64 = 1e-5;
+
+/// Shape of a ResNet with bottleneck blocks.
+#[derive(Config, Debug, PartialEq, Eq)]
+pub struct ResNetConfig {
+    /// Number of bottleneck blocks in each of the four stages (`[3, 4, 6, 3]` for ResNet50).
+    #[config(default = "[3, 4, 6, 3]")]
+    pub layers: [usize; 4],
+    /// Planes of the stem and the first stage (64 for ResNet50); stage `s` has
+    /// `base_planes * 2^s` planes and `4x` that many output channels.
+    #[config(default = 64)]
+    pub base_planes: usize,
+}
+
+impl ResNetConfig {
+    /// torchvision's `resnet50`.
+    pub fn resnet50() -> Self {
+        Self::new()
+    }
+
+    /// Length of the feature vector: the channels of the last stage (2048 for ResNet50).
+    pub fn feature_dim(&self) -> usize {
+        self.base_planes * 8 * EXPANSION
+    }
+
+    /// Planes of stage `stage` (0-based).
+    fn planes(&self, stage: usize) -> usize {
+        self.base_planes << stage
+    }
+
+    /// Every block as `(stage, index, in_channels, planes, stride, has_downsample)`, in
+    /// torchvision's order (its `_make_layer` rules: the first block of a stage strides by 2
+    /// except in stage 0, and gets a downsample when the stride or the channel count changes).
+    fn blocks(&self) -> Vec<BlockSpec> {
+        let mut specs = Vec::new();
+        let mut in_channels = self.base_planes;
+        for (stage, &count) in self.layers.iter().enumerate() {
+            let planes = self.planes(stage);
+            for index in 0..count {
+                let stride = if index == 0 && stage > 0 { 2 } else { 1 };
+                let downsample = index == 0 && (stride != 1 || in_channels != planes * EXPANSION);
+                specs.push(BlockSpec {
+                    stage,
+                    index,
+                    in_channels,
+                    planes,
+                    stride,
+                    downsample,
+                });
+                in_channels = planes * EXPANSION;
+            }
+        }
+        specs
+    }
+
+    /// The tensors a torchvision state dict of this network holds, as `(key, shape)` in
+    /// torchvision's order, without `fc.*` and the BatchNorm `num_batches_tracked` counters
+    /// (which the loader ignores).
+    pub fn torchvision_tensors(&self) -> Vec<(String, Vec<usize>)> {
+        fn bn(out: &mut Vec<(String, Vec<usize>)>, prefix: &str, channels: usize) {
+            for name in ["weight", "bias", "running_mean", "running_var"] {
+                out.push((format!("{prefix}.{name}"), vec![channels]));
+            }
+        }
+        let b = self.base_planes;
+        let mut out = vec![("conv1.weight".to_string(), vec![b, 3, 7, 7])];
+        bn(&mut out, "bn1", b);
+        for spec in self.blocks() {
+            let p = format!("layer{}.{}", spec.stage + 1, spec.index);
+            let (cin, planes, cout) = (spec.in_channels, spec.planes, spec.planes * EXPANSION);
+            out.push((format!("{p}.conv1.weight"), vec![planes, cin, 1, 1]));
+            bn(&mut out, &format!("{p}.bn1"), planes);
+            out.push((format!("{p}.conv2.weight"), vec![planes, planes, 3, 3]));
+            bn(&mut out, &format!("{p}.bn2"), planes);
+            out.push((format!("{p}.conv3.weight"), vec![cout, planes, 1, 1]));
+            bn(&mut out, &format!("{p}.bn3"), cout);
+            if spec.downsample {
+                out.push((format!("{p}.downsample.0.weight"), vec![cout, cin, 1, 1]));
+                bn(&mut out, &format!("{p}.downsample.1"), cout);
+            }
+        }
+        out
+    }
+
+    /// Builds the network with burn's (lazy) default initialisation: a skeleton that
+    /// [`load_resnet_unfolded`] fills with real or seeded-random weights.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> ResNet<B> {
+        let b = self.base_planes;
+        let conv1 = Conv2dConfig::new([3, b], [7, 7])
+            .with_stride([2, 2])
+            .with_padding(PaddingConfig2d::Explicit(3, 3, 3, 3))
+            .with_bias(false)
+            .init(device);
+        let mut stages: [Vec<Bottleneck<B>>; 4] = Default::default();
+        for spec in self.blocks() {
+            stages[spec.stage].push(spec.init(device));
+        }
+        let [layer1, layer2, layer3, layer4] = stages;
+        ResNet {
+            conv1,
+            bn1: bn(b, device),
+            layer1,
+            layer2,
+            layer3,
+            layer4,
+        }
+    }
+}
+
+/// One bottleneck block's place in the network.
+#[derive(Debug, Clone, Copy)]
+struct BlockSpec {
+    stage: usize,
+    index: usize,
+    in_channels: usize,
+    planes: usize,
+    stride: usize,
+    downsample: bool,
+}
+
+impl BlockSpec {
+    fn init<B: Backend>(&self, device: &B::Device) -> Bottleneck<B> {
+        let (planes, out) = (self.planes, self.planes * EXPANSION);
+        let s = self.stride;
+        let downsample = self.downsample.then(|| Downsample {
+            conv: conv(self.in_channels, out, 1, s, 0, device),
+            bn: bn(out, device),
+        });
+        Bottleneck {
+            conv1: conv(self.in_channels, planes, 1, 1, 0, device),
+            bn1: bn(planes, device),
+            conv2: conv(planes, planes, 3, s, 1, device),
+            bn2: bn(planes, device),
+            conv3: conv(planes, out, 1, 1, 0, device),
+            bn3: bn(out, device),
+            downsample,
+        }
+    }
+}
+
+/// A square convolution without bias, as torchvision's `conv1x1` / `conv3x3`.
+fn conv<B: Backend>(
+    cin: usize,
+    cout: usize,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    device: &B::Device,
+) -> Conv2d<B> {
+    Conv2dConfig::new([cin, cout], [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+        .with_bias(false)
+        .init(device)
+}
+
+fn bn<B: Backend>(channels: usize, device: &B::Device) -> BatchNorm<B> {
+    BatchNormConfig::new(channels)
+        .with_epsilon(BN_EPSILON)
+        .init(device)
+}
+
+/// The stem's 3x3, stride 2, padding 1 max pooling.
+fn stem_pool<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    max_pool2d(x, [3, 3], [2, 2], [1, 1], [1, 1], false)
+}
+
+/// Global average pooling: `[N, C, H, W]` -> `[N, C]`.
+fn global_avg_pool<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
+    let [n, c, h, w] = x.dims();
+    // Flatten the spatial dims, average them, drop the reduced axis.
+    x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c])
+}
+
+/// torchvision's ResNet (bottleneck blocks) up to the pooled features, with BatchNorm layers.
+///
+/// Field names are torchvision's state-dict keys. Prefer [`FoldedResNet`] (from
+/// [`ResNet::fold`]) for inference.
+#[derive(Module, Debug)]
+pub struct ResNet<B: Backend> {
+    pub conv1: Conv2d<B>,
+    pub bn1: BatchNorm<B>,
+    pub layer1: Vec<Bottleneck<B>>,
+    pub layer2: Vec<Bottleneck<B>>,
+    pub layer3: Vec<Bottleneck<B>>,
+    pub layer4: Vec<Bottleneck<B>>,
+}
+
+/// torchvision's `Bottleneck` (v1.5: the stride is on `conv2`, the 3x3 convolution).
+#[derive(Module, Debug)]
+pub struct Bottleneck<B: Backend> {
+    pub conv1: Conv2d<B>,
+    pub bn1: BatchNorm<B>,
+    pub conv2: Conv2d<B>,
+    pub bn2: BatchNorm<B>,
+    pub conv3: Conv2d<B>,
+    pub bn3: BatchNorm<B>,
+    /// 1x1 convolution (with the block's stride) + BatchNorm on the shortcut; torchvision's
+    /// `downsample.0` / `downsample.1`.
+    pub downsample: Option<Downsample<B>>,
+}
+
+/// The projection shortcut of the first block of a stage.
+#[derive(Module, Debug)]
+pub struct Downsample<B: Backend> {
+    pub conv: Conv2d<B>,
+    pub bn: BatchNorm<B>,
+}
+
+impl<B: Backend> ResNet<B> {
+    /// `[N, 3, H, W]` normalized images -> `[N, C]` pooled features (C = 2048 for ResNet50).
+    ///
+    /// BatchNorm uses the running statistics on a plain backend (on `Autodiff<_>` burn switches
+    /// it to batch statistics: call `.valid()` first there).
+    pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        let x = relu(self.bn1.forward(self.conv1.forward(images)));
+        let mut x = stem_pool(x);
+        for block in self.blocks() {
+            x = block.forward(x);
+        }
+        global_avg_pool(x)
+    }
+
+    fn blocks(&self) -> impl Iterator<Item = &Bottleneck<B>> {
+        self.layer1
+            .iter()
+            .chain(&self.layer2)
+            .chain(&self.layer3)
+            .chain(&self.layer4)
+    }
+
+    /// Folds every BatchNorm into the convolution before it, giving the fast inference form.
+    pub fn fold(self) -> FoldedResNet<B> {
+        let fold_stage =
+            |stage: Vec<Bottleneck<B>>| stage.into_iter().map(Bottleneck::fold).collect();
+        FoldedResNet {
+            conv1: fold_bn(self.conv1, self.bn1),
+            layer1: fold_stage(self.layer1),
+            layer2: fold_stage(self.layer2),
+            layer3: fold_stage(self.layer3),
+            layer4: fold_stage(self.layer4),
+        }
+    }
+}
+
+impl<B: Backend> Bottleneck<B> {
+    /// `[N, Cin, H, W]` -> `[N, 4 * planes, H / stride, W / stride]`.
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let identity = match &self.downsample {
+            Some(ds) => ds.bn.forward(ds.conv.forward(x.clone())),
+            None => x.clone(),
+        };
+        let out = relu(self.bn1.forward(self.conv1.forward(x)));
+        let out = relu(self.bn2.forward(self.conv2.forward(out)));
+        let out = self.bn3.forward(self.conv3.forward(out));
+        relu(out + identity)
+    }
+
+    fn fold(self) -> FoldedBottleneck<B> {
+        FoldedBottleneck {
+            conv1: fold_bn(self.conv1, self.bn1),
+            conv2: fold_bn(self.conv2, self.bn2),
+            conv3: fold_bn(self.conv3, self.bn3),
+            downsample: self.downsample.map(|ds| fold_bn(ds.conv, ds.bn)),
+        }
+    }
+}
+
+/// `bn(conv(x))` as one convolution with bias (inference only: uses the running statistics).
+fn fold_bn<B: Backend>(conv: Conv2d<B>, bn: BatchNorm<B>) -> Conv2d<B> {
+    let Conv2d {
+        weight,
+        bias,
+        stride,
+        kernel_size,
+        dilation,
+        groups,
+        padding,
+    } = conv;
+    let weight = weight.val();
+    let out_channels = weight.dims()[0];
+    // Per output channel: scale = gamma / sqrt(running_var + eps).
+    let scale = bn.gamma.val() / (bn.running_var.value() + bn.epsilon).sqrt();
+    let shift = match bias {
+        Some(b) => b.val() - bn.running_mean.value(),
+        None => bn.running_mean.value().neg(),
+    };
+    let bias = bn.beta.val() + shift * scale.clone();
+    // Scale each output channel's filter: [O] -> [O, 1, 1, 1] broadcast over [O, I, kh, kw].
+    let weight = weight * scale.reshape([out_channels, 1, 1, 1]);
+    Conv2d {
+        weight: Param::from_tensor(weight),
+        bias: Some(Param::from_tensor(bias)),
+        stride,
+        kernel_size,
+        dilation,
+        groups,
+        padding,
+    }
+}
+
+/// [`ResNet`] with every BatchNorm folded into its convolution: the inference form.
+#[derive(Module, Debug)]
+pub struct FoldedResNet<B: Backend> {
+    pub conv1: Conv2d<B>,
+    pub layer1: Vec<FoldedBottleneck<B>>,
+    pub layer2: Vec<FoldedBottleneck<B>>,
+    pub layer3: Vec<FoldedBottleneck<B>>,
+    pub layer4: Vec<FoldedBottleneck<B>>,
+}
+
+/// A [`Bottleneck`] with its BatchNorms folded into the convolutions.
+#[derive(Module, Debug)]
+pub struct FoldedBottleneck<B: Backend> {
+    pub conv1: Conv2d<B>,
+    pub conv2: Conv2d<B>,
+    pub conv3: Conv2d<B>,
+    pub downsample: Option<Conv2d<B>>,
+}
+
+impl<B: Backend> FoldedResNet<B> {
+    /// `[N, 3, H, W]` normalized images -> `[N, C]` pooled features (`[N, 3, 224, 224]` ->
+    /// `[N, 2048]` for ResNet50). Any `H, W` of at least 32 works (global pooling).
+    pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        let mut x = stem_pool(relu(self.conv1.forward(images)));
+        for block in self.blocks() {
+            x = block.forward(x);
+        }
+        global_avg_pool(x)
+    }
+
+    /// Length of the feature vector (the output channels of the last block).
+    pub fn feature_dim(&self) -> usize {
+        match self.blocks().last() {
+            Some(block) => block.conv3.weight.dims()[0],
+            None => self.conv1.weight.dims()[0],
+        }
+    }
+
+    fn blocks(&self) -> impl Iterator<Item = &FoldedBottleneck<B>> {
+        self.layer1
+            .iter()
+            .chain(&self.layer2)
+            .chain(&self.layer3)
+            .chain(&self.layer4)
+    }
+}
+
+impl<B: Backend> FoldedBottleneck<B> {
+    /// `[N, Cin, H, W]` -> `[N, 4 * planes, H / stride, W / stride]`.
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let identity = match &self.downsample {
+            Some(ds) => ds.forward(x.clone()),
+            None => x.clone(),
+        };
+        let out = relu(self.conv1.forward(x));
+        let out = relu(self.conv2.forward(out));
+        relu(self.conv3.forward(out) + identity)
+    }
+}
