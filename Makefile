@@ -5,6 +5,9 @@
 #   make train     full Flickr8k reproduction from data/flickr8k and data/weights
 #   make test      the test suite (what CI runs)
 #   make bench     featurizer and trainer throughput next to PyTorch
+#
+# A stage reruns when its binary, its input files or its own config sections change: each
+# stage depends on a stamp (WORK/.config/STAGE.json) rewritten only when those sections do.
 
 CONFIG  ?= pipeline.toml
 DATASET ?= data/flickr8k
@@ -12,6 +15,7 @@ WORK    ?= data/work
 WEIGHTS ?= data/weights/resnet50-0676ba61.pth
 SET     ?=
 CARGO   ?= cargo
+# Cargo features of the burn binaries, e.g. FEATURES=cuda.
 FEATURES ?=
 BIN     := target/release
 
@@ -19,17 +23,31 @@ BIN     := target/release
 DEMO_DATASET := data/synthetic
 DEMO_WORK    := data/demo
 DEMO_WEIGHTS := $(if $(wildcard $(WEIGHTS)),$(WEIGHTS),random)
-DEMO_SET     ?= --set tokenizer.min_count=1 --set trainer.epochs=20
+DEMO_SET     ?= --set tokenizer.min_count=1
 
-STAGE_FLAGS = --config $(CONFIG) --work-dir $(WORK) $(SET)
-BINARIES    := synth cleaner featurizer tokenizer trainer evaluator caption
+FLAGS    = --config $(CONFIG) --work-dir $(WORK) $(SET)
+BINARIES := synth cleaner featurizer tokenizer trainer evaluator caption
+BURN_BINARIES := featurizer trainer evaluator caption
+STAMPS   := $(WORK)/.config
 
-.PHONY: check-flickr8k all demo train weights test check bench report synth captions features tokens model evaluate clean-demo FORCE
+.PHONY: all demo train weights test check bench report synth captions features tokens model evaluate \
+        check-flickr8k clean-demo FORCE
 all: $(addprefix $(BIN)/,$(BINARIES))
 
 # cargo decides what is stale; a binary it leaves untouched does not rerun later stages.
-$(addprefix $(BIN)/,$(BINARIES)): FORCE
-	$(CARGO) build --release --locked $(if $(FEATURES),--features $(FEATURES)) -p $(notdir $@)
+$(BIN)/%: FORCE
+	$(CARGO) build --release --locked $(if $(and $(FEATURES),$(filter $*,$(BURN_BINARIES))),--features $*/$(FEATURES)) -p $*
+
+# Config sections per stage; the stamp file changes only when they do.
+cleaner_SECTIONS    := cleaner
+featurizer_SECTIONS := featurizer
+tokenizer_SECTIONS  := tokenizer
+trainer_SECTIONS    := model,trainer
+evaluator_SECTIONS  := evaluator
+$(STAMPS)/%.json: $(BIN)/cleaner FORCE
+	@mkdir -p $(@D)
+	@$(BIN)/cleaner --config $(CONFIG) $(SET) --print-config $($*_SECTIONS) > $@.new
+	@cmp -s $@.new $@ && rm $@.new || mv $@.new $@
 
 # ---- stages ---------------------------------------------------------------------------
 synth: $(DEMO_DATASET)/captions.txt
@@ -37,37 +55,41 @@ $(DEMO_DATASET)/captions.txt: $(BIN)/synth
 	$(BIN)/synth --config $(CONFIG) --out $(DEMO_DATASET) --force $(SET)
 
 captions: $(WORK)/captions.parquet
-$(WORK)/captions.parquet: $(BIN)/cleaner $(CONFIG) $(wildcard $(DATASET)/*.txt $(DATASET)/*/*.txt $(DATASET)/*.json)
-	$(BIN)/cleaner --dataset-dir $(DATASET) $(STAGE_FLAGS)
+$(WORK)/captions.parquet: $(BIN)/cleaner $(STAMPS)/cleaner.json $(wildcard $(DATASET)/*.txt $(DATASET)/*/*.txt $(DATASET)/*.json)
+	$(BIN)/cleaner --dataset-dir $(DATASET) $(FLAGS)
 
 features: $(WORK)/features/_SUCCESS
-$(WORK)/features/_SUCCESS: $(BIN)/featurizer $(WORK)/captions.parquet $(wildcard $(WEIGHTS))
-	$(BIN)/featurizer --weights $(if $(filter random,$(WEIGHTS)),random,$(WEIGHTS)) $(STAGE_FLAGS)
+$(WORK)/features/_SUCCESS: $(BIN)/featurizer $(STAMPS)/featurizer.json $(WORK)/captions.parquet $(wildcard $(WEIGHTS))
+	$(BIN)/featurizer --weights $(WEIGHTS) $(FLAGS)
 
 tokens: $(WORK)/tokens.parquet
-$(WORK)/tokens.parquet: $(BIN)/tokenizer $(WORK)/captions.parquet
-	$(BIN)/tokenizer $(STAGE_FLAGS)
+$(WORK)/tokens.parquet: $(BIN)/tokenizer $(STAMPS)/tokenizer.json $(WORK)/captions.parquet
+	$(BIN)/tokenizer $(FLAGS)
 
-model: $(WORK)/model/best.mpk
-$(WORK)/model/best.mpk: $(BIN)/trainer $(WORK)/tokens.parquet $(WORK)/features/_SUCCESS
-	$(BIN)/trainer --resume $(STAGE_FLAGS)
+# --resume continues an interrupted run; it refuses a checkpoint from other inputs, so it is
+# only passed when the last checkpoint is newer than the inputs.
+model: $(WORK)/model/_SUCCESS
+$(WORK)/model/_SUCCESS: $(BIN)/trainer $(STAMPS)/trainer.json $(WORK)/tokens.parquet $(WORK)/features/_SUCCESS
+	$(BIN)/trainer $(if $(shell [ $(WORK)/model/last.mpk -nt $(WORK)/tokens.parquet ] && [ $(WORK)/model/last.mpk -nt $(WORK)/features/_SUCCESS ] && [ $(WORK)/model/last.mpk -nt $(STAMPS)/trainer.json ] && echo y),--resume) $(FLAGS)
 
 evaluate: $(WORK)/eval/metrics.json
-$(WORK)/eval/metrics.json: $(BIN)/evaluator $(WORK)/model/best.mpk
-	$(BIN)/evaluator $(STAGE_FLAGS)
+$(WORK)/eval/metrics.json: $(BIN)/evaluator $(STAMPS)/evaluator.json $(WORK)/model/_SUCCESS
+	$(BIN)/evaluator $(FLAGS)
 
-report: $(WORK)/eval/metrics.json
+report: evaluate
 
 # ---- the two front doors ---------------------------------------------------------------
-train: check-flickr8k report
+train: check-flickr8k
+	$(MAKE) --no-print-directory report
+	$(BIN)/evaluator show --work-dir $(WORK)
 
 check-flickr8k:
 	@scripts/check-flickr8k.sh "$(DATASET)" "$(WEIGHTS)"
 
 demo: $(BIN)/synth
-	@[ "$(DEMO_WEIGHTS)" = random ] && echo "demo: no ImageNet weights in $(WEIGHTS) (make weights): using seeded random ResNet50 weights" || true
+	@[ "$(DEMO_WEIGHTS)" = random ] && echo "demo: no ImageNet weights at $(WEIGHTS) (make weights): using seeded RANDOM ResNet50 weights" || true
 	$(MAKE) --no-print-directory synth report WORK=$(DEMO_WORK) DATASET=$(DEMO_DATASET) WEIGHTS=$(DEMO_WEIGHTS) SET="$(DEMO_SET) $(SET)"
-	@scripts/demo-summary.sh $(DEMO_WORK)
+	$(BIN)/evaluator show --work-dir $(DEMO_WORK)
 
 clean-demo:
 	rm -rf $(DEMO_WORK) $(DEMO_DATASET)
@@ -86,4 +108,4 @@ check:
 	$(CARGO) clippy --release --all-targets --locked -- -D warnings
 
 bench: all
-	scripts/bench.sh
+	python3 scripts/bench.py

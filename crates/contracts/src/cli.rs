@@ -37,6 +37,12 @@ pub struct CommonArgs {
     /// Only warnings and errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    /// Print these config sections (comma-separated, e.g. `model,trainer`) as resolved after
+    /// overrides, as JSON, and exit. The Makefile uses it to rerun a stage only when its own
+    /// settings change.
+    #[arg(long, value_name = "SECTIONS", hide_short_help = true)]
+    pub print_config: Option<String>,
 }
 
 impl CommonArgs {
@@ -50,6 +56,10 @@ impl CommonArgs {
         let mut config = PipelineConfig::load(&path, &self.overrides, self.config.is_none())?;
         if let Some(dir) = &self.work_dir {
             config.paths.work_dir = dir.clone();
+        }
+        if let Some(sections) = &self.print_config {
+            println!("{}", config.sections_json(sections)?);
+            std::process::exit(0);
         }
         Ok(config)
     }

@@ -293,6 +293,25 @@ impl PipelineConfig {
     }
 }
 
+impl PipelineConfig {
+    /// The named sections (`paths`, `trainer`, ...) as one JSON object, keys sorted.
+    pub fn sections_json(&self, names: &str) -> Result<String, ContractError> {
+        let all = serde_json::to_value(self).map_err(|e| ContractError::Override {
+            item: names.into(),
+            message: e.to_string(),
+        })?;
+        let mut picked = serde_json::Map::new();
+        for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let section = all.get(name).ok_or_else(|| ContractError::Override {
+                item: name.into(),
+                message: "no such config section".into(),
+            })?;
+            picked.insert(name.into(), section.clone());
+        }
+        Ok(serde_json::Value::Object(picked).to_string())
+    }
+}
+
 /// Sets `section.key` in `table` from `section.key=value`.
 fn apply_override(table: &mut toml::Table, item: &str) -> Result<(), ContractError> {
     let bad = |why: &str| ContractError::Override {
@@ -387,6 +406,19 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("epochs"), "{err}");
+    }
+
+    #[test]
+    fn sections_print_as_json_and_unknown_sections_are_refused() {
+        let config =
+            PipelineConfig::load(Path::new("none.toml"), &["trainer.epochs=3".into()], true)
+                .unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&config.sections_json("trainer,model").unwrap()).unwrap();
+        assert_eq!(json["trainer"]["epochs"], 3);
+        assert_eq!(json["model"]["hidden_dim"], 512);
+        assert!(json.get("paths").is_none());
+        assert!(config.sections_json("nope").is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //!
 //! No burn here: the cleaner and tokenizer build in seconds.
 
+pub mod atomic;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -41,17 +41,7 @@ impl TableWriter {
             path: path.to_path_buf(),
             source,
         };
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let temp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(io)?;
+        let temp = crate::atomic::temp_beside(path)?;
         let metadata = provenance
             .to_key_values()
             .into_iter()
@@ -81,19 +71,10 @@ impl TableWriter {
     /// Completes the file and renames it into place.
     pub fn finish(self) -> Result<(), ContractError> {
         let path = self.path;
-        let file = self
-            .writer
+        self.writer
             .into_inner()
             .map_err(|e| ContractError::parquet(&path, e))?;
-        file.sync_all().map_err(|source| ContractError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        self.temp.persist(&path).map_err(|e| ContractError::Io {
-            path: path.clone(),
-            source: e.error,
-        })?;
-        Ok(())
+        crate::atomic::publish(self.temp, &path)
     }
 }
 

@@ -6,11 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use contracts::tables::{CAPTIONS_FILE, read_captions};
+use models::image_files::{IMAGE_EXTENSIONS, find_images};
 use sha2::{Digest, Sha256};
-use walkdir::WalkDir;
-
-/// File endings the image decoder reads.
-const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"];
 
 /// The images of a run: names relative to `dir`, sorted, without duplicates.
 #[derive(Debug, Clone)]
@@ -67,20 +64,16 @@ impl ImageList {
         if !dir.is_dir() {
             bail!("image folder {} does not exist", dir.display());
         }
-        let mut names = Vec::new();
-        for entry in WalkDir::new(dir).sort_by_file_name() {
-            let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
-            let is_image = entry
-                .path()
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
-            if entry.file_type().is_file() && is_image {
-                let relative = entry.path().strip_prefix(dir).unwrap_or(entry.path());
-                names.push(relative.to_string_lossy().into_owned());
-            }
-        }
-        names.sort();
+        let found = find_images(dir).with_context(|| format!("listing {}", dir.display()))?;
+        let names: Vec<String> = found
+            .iter()
+            .map(|p| {
+                p.strip_prefix(dir)
+                    .unwrap_or(p)
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
         if names.is_empty() {
             bail!(
                 "no image files ({}) under {}",
@@ -109,17 +102,6 @@ impl ImageList {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn folder_listing_is_sorted_relative_and_images_only() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("sub")).unwrap();
-        for name in ["b.JPG", "a.png", "sub/c.jpeg", "notes.txt"] {
-            std::fs::write(dir.path().join(name), b"").unwrap();
-        }
-        let list = ImageList::from_folder(dir.path()).unwrap();
-        assert_eq!(list.names, ["a.png", "b.JPG", "sub/c.jpeg"]);
-    }
 
     #[test]
     fn without_captions_or_folder_the_error_says_what_to_do() {

@@ -53,6 +53,8 @@ pub struct Summary {
     /// Images that could not be read: path and reason.
     pub skipped: Vec<(String, String)>,
     pub seconds: f64,
+    /// Building the network and loading its weights.
+    pub load: Duration,
     /// Time the network waited for decoded batches, ran, and spent writing parts.
     pub wait_decode: Duration,
     pub network: Duration,
@@ -120,7 +122,9 @@ fn featurize<B: Backend>(options: &Options, device: &B::Device) -> Result<Summar
         );
     }
     if !todo.is_empty() {
+        let loading = Instant::now();
         let network = load_resnet::<B>(&options.network, &options.weights, device)?;
+        summary.load = loading.elapsed();
         let provenance = base_provenance(&list, &settings)?;
         run_parts(
             options,
@@ -146,7 +150,9 @@ fn featurize<B: Backend>(options: &Options, device: &B::Device) -> Result<Summar
 
 /// A killed run can leave the hidden temp file of the part it was writing; it is garbage.
 fn remove_stale_temp_files(features_dir: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(features_dir) else { return };
+    let Ok(entries) = std::fs::read_dir(features_dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with(".part-") && name.ends_with(".tmp") {
@@ -352,9 +358,11 @@ fn progress_bar(total: u64) -> indicatif::ProgressBar {
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let rate = self.featurized as f64 / self.seconds.max(1e-9);
+        let after_load =
+            self.featurized as f64 / (self.seconds - self.load.as_secs_f64()).max(1e-9);
         writeln!(
             f,
-            "images      {} in the list, {} featurized now ({rate:.1} images/s end to end)",
+            "images      {} in the list, {} featurized now ({rate:.1} images/s end to end, {after_load:.1} after loading the network)",
             self.images, self.featurized
         )?;
         writeln!(
@@ -364,8 +372,9 @@ impl std::fmt::Display for Summary {
         )?;
         writeln!(
             f,
-            "time        {:.1} s: network {:.1} s, waiting for decoding {:.1} s, writing {:.1} s",
+            "time        {:.1} s: loading the network {:.1} s, network {:.1} s, waiting for decoding {:.1} s, writing {:.1} s",
             self.seconds,
+            self.load.as_secs_f64(),
             self.network.as_secs_f64(),
             self.wait_decode.as_secs_f64(),
             self.write.as_secs_f64()

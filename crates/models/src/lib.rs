@@ -2,5 +2,6 @@
 //! preprocessing and weight import) and the CNN-RNN caption decoder, generic over the backend.
 
 pub mod backend;
+pub mod image_files;
 pub mod preprocess;
 pub mod resnet;

@@ -1,0 +1,102 @@
+//! `caption`: captions your photos with the trained model.
+//!
+//!     caption --work-dir data/work photo.jpg holiday/
+//!     caption --json --beam-size 5 photos/ > captions.jsonl
+//!
+//! Prints `image<TAB>caption` per image (or one JSON object per line with `--json`) on stdout;
+//! unreadable images are named on stderr and the rest still captioned.
+//! Exit codes: 0 every image captioned; 1 error; 3 some images could not be read.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use decoder::BeamConfig;
+use models::backend::{DeviceKind, run_on};
+
+/// burn allocates per operation; mimalloc makes that cheap.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Caption images with the trained model (ResNet50 features + LSTM decoder)"
+)]
+struct Cli {
+    /// Image files or folders (searched recursively for jpg, png, ... files).
+    #[arg(required = true, value_name = "IMAGE|DIR")]
+    inputs: Vec<PathBuf>,
+
+    /// One JSON object per line (`image`, `caption`, `log_prob`) instead of TSV.
+    #[arg(long)]
+    json: bool,
+
+    /// Beam width (1 = greedy); overrides `evaluator.beam_size`.
+    #[arg(long, value_name = "N")]
+    beam_size: Option<usize>,
+
+    /// ResNet50 weights (.pth/.safetensors or `random`). By default the weights the training
+    /// features were made with, as recorded in features/_SUCCESS.
+    #[arg(long, value_name = "FILE|random")]
+    weights: Option<String>,
+
+    /// `cpu` or `cuda`; overrides `evaluator.device`.
+    #[arg(long)]
+    device: Option<String>,
+
+    #[command(flatten)]
+    common: contracts::cli::CommonArgs,
+}
+
+/// Exit code when some images could not be read.
+const EXIT_SKIPPED: u8 = 3;
+
+fn main() -> ExitCode {
+    contracts::cli::exit_with(run())
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    let config = cli.common.load()?;
+    let device = DeviceKind::parse(cli.device.as_deref().unwrap_or(&config.evaluator.device))
+        .map_err(anyhow::Error::msg)?;
+    let task = caption::CaptionImages {
+        work_dir: config.paths.work_dir.clone(),
+        images: caption::collect_images(&cli.inputs)?,
+        network: caption::NetworkSettings::resolve(&config, cli.weights.as_deref())?,
+        beam: BeamConfig {
+            beam_size: cli.beam_size.unwrap_or(config.evaluator.beam_size).max(1),
+            max_len: config.evaluator.max_len,
+            length_alpha: config.evaluator.length_alpha,
+            suppress_unk: config.evaluator.suppress_unk,
+        },
+        batch_size: config.featurizer.batch_size,
+    };
+    let (captioned, failed) = run_on(device, task).context("captioning")?;
+    for bad in &failed {
+        eprintln!("cannot caption {}: {}", bad.image, bad.reason);
+    }
+    let mut stdout = std::io::stdout().lock();
+    for item in &captioned {
+        let line = if cli.json {
+            serde_json::to_string(item)?
+        } else {
+            format!("{}\t{}", item.image, item.caption)
+        };
+        if let Err(e) = writeln!(stdout, "{line}") {
+            // A closed pipe (`caption ... | head`) is not an error.
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(ExitCode::SUCCESS);
+            }
+            return Err(e.into());
+        }
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_SKIPPED)
+    })
+}

@@ -1,0 +1,72 @@
+//! Captions laid out for teacher forcing.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+
+use crate::PAD;
+
+/// A batch of captions on the device, time-major, with the positions the loss scores.
+///
+/// Caption `b` (`<start> w1 .. wn <end>`) gives inputs `<start> w1 .. wn` and targets
+/// `w1 .. wn <end>`; positions past its end are padding and are not scored.
+#[derive(Debug, Clone)]
+pub struct TeacherBatch<B: Backend> {
+    /// `[steps, batch]` input tokens, `PAD` after a caption's last input.
+    pub inputs: Tensor<B, 2, Int>,
+    /// `[tokens]` the targets of the scored positions, in row order.
+    pub targets: Tensor<B, 1, Int>,
+    /// `[tokens]` the rows (`t * batch + b`) of the scored positions; `None` when the captions
+    /// have equal lengths and every position is scored.
+    pub rows: Option<Tensor<B, 1, Int>>,
+    /// `[tokens]` the caption (`b`) of each scored row; `None` with `rows`.
+    pub row_captions: Option<Tensor<B, 1, Int>>,
+    pub batch_size: usize,
+    pub steps: usize,
+    /// Number of scored positions (the loss is their mean).
+    pub tokens: usize,
+}
+
+impl<B: Backend> TeacherBatch<B> {
+    /// Lays out whole captions `<start> w1 .. wn <end>`, each at least two tokens long.
+    ///
+    /// # Panics
+    /// On an empty batch or a caption shorter than two tokens (the trainer checks both when it
+    /// reads `tokens.parquet`).
+    pub fn new(captions: &[&[u32]], device: &B::Device) -> Self {
+        assert!(!captions.is_empty(), "empty batch");
+        assert!(
+            captions.iter().all(|c| c.len() >= 2),
+            "a caption needs <start> and <end>"
+        );
+        let batch_size = captions.len();
+        let steps = captions.iter().map(|c| c.len() - 1).max().unwrap_or(0);
+        let mut inputs = vec![i64::from(PAD); steps * batch_size];
+        let mut targets = Vec::with_capacity(steps * batch_size);
+        let mut rows = Vec::with_capacity(steps * batch_size);
+        let mut row_captions = Vec::with_capacity(steps * batch_size);
+        for t in 0..steps {
+            for (b, caption) in captions.iter().enumerate() {
+                if t + 1 < caption.len() {
+                    inputs[t * batch_size + b] = i64::from(caption[t]);
+                    targets.push(i64::from(caption[t + 1]));
+                    rows.push((t * batch_size + b) as i64);
+                    row_captions.push(b as i64);
+                }
+            }
+        }
+        let tokens = targets.len();
+        let padded = tokens < steps * batch_size;
+        let int1 = |values: Vec<i64>| {
+            Tensor::<B, 1, Int>::from_data(TensorData::new(values, [tokens]), device)
+        };
+        Self {
+            inputs: Tensor::from_data(TensorData::new(inputs, [steps, batch_size]), device),
+            targets: int1(targets),
+            rows: padded.then(|| int1(rows)),
+            row_captions: padded.then(|| int1(row_captions)),
+            batch_size,
+            steps,
+            tokens,
+        }
+    }
+}

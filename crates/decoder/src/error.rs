@@ -1,0 +1,29 @@
+//! Errors of the decoder library; each names the file it concerns.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecoderError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("{}: not a readable caption-model checkpoint ({message}); retrain with `make model`", path.display())]
+    Format { path: PathBuf, message: String },
+
+    #[error(
+        "{}: tensor `{name}` has shape {found:?} but the model config recorded with it needs {expected:?}",
+        path.display()
+    )]
+    Shape {
+        path: PathBuf,
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+
+    #[error("invalid model config: {0}")]
+    Config(String),
+}

@@ -1,0 +1,151 @@
+//! The fused training loss (hand-written LSTM and output-layer backward) must give the loss and
+//! gradients that plain autodiff gives for the reference `CaptionModel::forward`.
+
+use burn::backend::Autodiff;
+use burn::module::{Param, ParamId};
+use burn::optim::GradientsParams;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+use decoder::model::cross_entropy;
+use decoder::training::loss_and_grads;
+use decoder::{CaptionModel, CaptionModelConfig, FeatureStats, TeacherBatch};
+
+type B = models::backend::Cpu;
+type AD = Autodiff<B>;
+
+fn config(merge: bool) -> CaptionModelConfig {
+    CaptionModelConfig {
+        vocab_size: 13,
+        feature_dim: 6,
+        embed_dim: 5,
+        hidden_dim: 7,
+        dropout: 0.0,
+        merge,
+    }
+}
+
+fn features(batch: usize) -> Tensor<AD, 2> {
+    let values: Vec<f32> = (0..batch * 6)
+        .map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0)
+        .collect();
+    Tensor::from_data(TensorData::new(values, [batch, 6]), &Default::default())
+}
+
+/// Reference loss: autodiff through `forward`, scored positions picked row by row.
+fn reference(model: &CaptionModel<AD>, captions: &[Vec<u32>]) -> (f32, GradientsParams) {
+    let device = Default::default();
+    let steps = captions.iter().map(|c| c.len() - 1).max().unwrap();
+    let batch = captions.len();
+    let mut inputs = vec![0i64; batch * steps];
+    let (mut rows, mut targets) = (Vec::new(), Vec::new());
+    for (b, c) in captions.iter().enumerate() {
+        for t in 0..c.len() - 1 {
+            inputs[b * steps + t] = i64::from(c[t]);
+            rows.push((b * steps + t) as i64);
+            targets.push(i64::from(c[t + 1]));
+        }
+    }
+    let n = rows.len();
+    let inputs = Tensor::<AD, 2, Int>::from_data(TensorData::new(inputs, [batch, steps]), &device);
+    let logits = model
+        .forward(features(batch), inputs, None)
+        .reshape([batch * steps, 13]);
+    let rows = Tensor::<AD, 1, Int>::from_data(TensorData::new(rows, [n]), &device);
+    let targets = Tensor::<AD, 1, Int>::from_data(TensorData::new(targets, [n]), &device);
+    let loss = cross_entropy(logits.select(0, rows), targets);
+    let value = loss.clone().into_scalar();
+    (value, GradientsParams::from_grads(loss.backward(), model))
+}
+
+fn params<const D: usize>(model: &CaptionModel<AD>) -> Vec<(&'static str, ParamId)> {
+    let mut out = vec![
+        ("image_proj.weight", model.image_proj.weight.id),
+        ("embedding.weight", model.embedding.weight.id),
+        ("lstm.input_weight", model.lstm.input_weight.id),
+        ("lstm.hidden_weight", model.lstm.hidden_weight.id),
+        ("output.weight", model.output.weight.id),
+    ];
+    if let Some(layer) = &model.output_image {
+        out.push(("output_image.weight", layer.weight.id));
+    }
+    let _ = D;
+    out
+}
+
+fn assert_close<const D: usize>(name: &str, a: Tensor<B, D>, b: Tensor<B, D>) {
+    let a: Vec<f32> = a.into_data().to_vec().unwrap();
+    let b: Vec<f32> = b.into_data().to_vec().unwrap();
+    assert_eq!(a.len(), b.len(), "{name}");
+    let scale = b.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!(
+            (x - y).abs() <= 2e-4 * scale,
+            "{name}[{i}]: fused {x} vs autodiff {y} (max |g| {scale})"
+        );
+    }
+}
+
+fn check(merge: bool, captions: Vec<Vec<u32>>) {
+    let device = Default::default();
+    let model = config(merge)
+        .init::<AD>(&FeatureStats::identity(6), 5, &device)
+        .unwrap();
+    let (expected_loss, expected) = reference(&model, &captions);
+    let refs: Vec<&[u32]> = captions.iter().map(Vec::as_slice).collect();
+    let batch = TeacherBatch::<AD>::new(&refs, &device);
+    let (loss, grads) = loss_and_grads(&model, features(captions.len()), &batch, None);
+    let loss: f32 = loss.into_scalar();
+    assert!(
+        (loss - expected_loss).abs() < 1e-5,
+        "loss {loss} vs {expected_loss}"
+    );
+    for (name, id) in params::<2>(&model) {
+        let a = grads
+            .get::<B, 2>(id)
+            .unwrap_or_else(|| panic!("fused: no gradient for {name}"));
+        let b = expected
+            .get::<B, 2>(id)
+            .unwrap_or_else(|| panic!("autodiff: no gradient for {name}"));
+        assert_close(name, a, b);
+    }
+    let biases: Vec<(&str, Param<Tensor<AD, 1>>)> = vec![
+        ("image_proj.bias", model.image_proj.bias.clone().unwrap()),
+        ("lstm.bias", model.lstm.bias.clone()),
+        ("output.bias", model.output.bias.clone().unwrap()),
+    ];
+    for (name, param) in biases {
+        let a = grads
+            .get::<B, 1>(param.id)
+            .unwrap_or_else(|| panic!("fused: no gradient for {name}"));
+        let b = expected.get::<B, 1>(param.id).unwrap();
+        assert_close(name, a, b);
+    }
+    // The validation loss (no gradients) agrees too.
+    let inner = burn::module::AutodiffModule::valid(&model);
+    let plain = TeacherBatch::<B>::new(&refs, &device);
+    let f = features(captions.len()).inner();
+    let value: f32 = inner.loss(f, &plain).into_scalar();
+    assert!(
+        (value - expected_loss).abs() < 1e-5,
+        "validation loss {value} vs {expected_loss}"
+    );
+    let _ = <B as Backend>::name(&device);
+}
+
+#[test]
+fn fused_gradients_match_autodiff_with_padding() {
+    check(
+        true,
+        vec![vec![1, 5, 6, 2], vec![1, 7, 8, 9, 10, 2], vec![1, 4, 2]],
+    );
+}
+
+#[test]
+fn fused_gradients_match_autodiff_equal_lengths() {
+    check(true, vec![vec![1, 5, 6, 11, 2], vec![1, 7, 8, 9, 2]]);
+}
+
+#[test]
+fn fused_gradients_match_autodiff_without_merge() {
+    check(false, vec![vec![1, 5, 6, 2], vec![1, 7, 8, 9, 12, 2]]);
+}

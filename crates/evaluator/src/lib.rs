@@ -1,0 +1,167 @@
+//! The evaluator stage: captions the test split with the trained model, scores the captions
+//! with the coco-caption metrics, and writes `eval/predictions.parquet`, `eval/metrics.json`
+//! and `eval/report.html`. `evaluator score` scores any captions against any references.
+
+pub mod decode;
+pub mod report;
+pub mod score;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::backend::Backend;
+use contracts::atomic::write_atomically;
+use contracts::config::EvaluatorConfig;
+use contracts::provenance::content_hash;
+use contracts::tables::{
+    CAPTIONS_FILE, FEATURES_DIR, PREDICTIONS_FILE, PredictionRow, VOCAB_FILE, read_captions,
+    read_vocab, write_predictions,
+};
+use contracts::{Provenance, Split, Stage};
+use decoder::{BEST_CHECKPOINT, BeamConfig, load_trained};
+use models::backend::BackendTask;
+
+use crate::report::{Report, best_and_worst};
+use crate::score::{Captions, MetricsReport};
+
+pub const METRICS_FILE: &str = "eval/metrics.json";
+pub const REPORT_FILE: &str = "eval/report.html";
+
+/// Runs the evaluation on backend `B`.
+pub struct Evaluate {
+    pub work_dir: PathBuf,
+    pub config: EvaluatorConfig,
+}
+
+impl BackendTask for Evaluate {
+    type Output = Result<MetricsReport>;
+
+    fn run<B: Backend>(self, device: B::Device) -> Result<MetricsReport> {
+        evaluate::<B>(&self.work_dir, &self.config, &device)
+    }
+}
+
+fn evaluate<B: Backend>(
+    work_dir: &Path,
+    config: &EvaluatorConfig,
+    device: &B::Device,
+) -> Result<MetricsReport> {
+    let split = Split::parse(&config.split).with_context(|| {
+        format!(
+            "evaluator.split {:?} is not train, val or test",
+            config.split
+        )
+    })?;
+    let model_dir = work_dir.join("model");
+    let (model, info) = load_trained::<B>(&model_dir, device)?;
+    let vocab_path = work_dir.join(VOCAB_FILE);
+    if info.vocab_hash != content_hash(&vocab_path)? {
+        bail!(
+            "{} was trained with another vocabulary than {}; rerun the trainer stage (`make model`)",
+            model_dir.join(BEST_CHECKPOINT).display(),
+            vocab_path.display()
+        );
+    }
+    let vocab: Vec<String> = read_vocab(&vocab_path)?
+        .0
+        .into_iter()
+        .map(|r| r.token)
+        .collect();
+    let captions_path = work_dir.join(CAPTIONS_FILE);
+    let (captions, captions_provenance) = read_captions(&captions_path)?;
+    let mut references: Captions = BTreeMap::new();
+    let mut raw_references: Captions = BTreeMap::new();
+    for row in captions.into_iter().filter(|r| r.split == split) {
+        references
+            .entry(row.image.clone())
+            .or_default()
+            .push(row.clean);
+        raw_references.entry(row.image).or_default().push(row.raw);
+    }
+    if references.is_empty() {
+        bail!("{}: the {split} split is empty", captions_path.display());
+    }
+    let images: Vec<String> = references.keys().cloned().collect();
+    let features = decode::load_features(&work_dir.join(FEATURES_DIR), &images)?;
+
+    let beam = BeamConfig {
+        beam_size: config.beam_size.max(1),
+        max_len: config.max_len,
+        length_alpha: config.length_alpha,
+        suppress_unk: config.suppress_unk,
+    };
+    let decoder_name = if beam.beam_size == 1 {
+        "greedy".to_string()
+    } else {
+        format!("beam{}", beam.beam_size)
+    };
+    let progress = indicatif::ProgressBar::new(images.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "captioning {bar:40} {pos}/{len} images  {per_sec}  eta {eta}",
+        )
+        .expect("valid template"),
+    );
+    let decoded = decode::caption_all(&model, &features, &vocab, &beam, device, &progress)?;
+    progress.finish_and_clear();
+
+    let rows: Vec<PredictionRow> = images
+        .iter()
+        .zip(&decoded)
+        .map(|(image, (caption, log_prob))| PredictionRow {
+            image: image.clone(),
+            split,
+            caption: caption.clone(),
+            log_prob: *log_prob,
+            decoder: decoder_name.clone(),
+        })
+        .collect();
+    let checkpoint = model_dir.join(BEST_CHECKPOINT);
+    let model_hash = content_hash(&checkpoint)?;
+    let provenance = Provenance::new(Stage::Evaluator, config)
+        .with_input(BEST_CHECKPOINT, &checkpoint)?
+        .with_input(CAPTIONS_FILE, &captions_path)?
+        .with_input(FEATURES_DIR, &work_dir.join(FEATURES_DIR))?;
+    write_predictions(&work_dir.join(PREDICTIONS_FILE), &rows, &provenance)?;
+
+    let predictions: Captions = rows
+        .iter()
+        .map(|r| (r.image.clone(), vec![r.caption.clone()]))
+        .collect();
+    let (mut metrics, _) = score::score(&predictions, &references)?;
+    metrics
+        .context
+        .insert("split".into(), split.as_str().into());
+    metrics
+        .context
+        .insert("decoder".into(), decoder_name.clone().into());
+    metrics
+        .context
+        .insert("model_hash".into(), model_hash.into());
+    write_atomically(
+        &work_dir.join(METRICS_FILE),
+        serde_json::to_string_pretty(&metrics)?.as_bytes(),
+    )?;
+
+    let first: BTreeMap<String, String> = rows
+        .iter()
+        .map(|r| (r.image.clone(), r.caption.clone()))
+        .collect();
+    let (best, worst) = best_and_worst(&metrics, &first, &raw_references, config.gallery_size);
+    let image_dir = captions_provenance
+        .as_ref()
+        .and_then(|p| p.config.get("image_dir"))
+        .and_then(|v| v.as_str())
+        .map(PathBuf::from);
+    let report = Report {
+        title: format!("ImageCaptioning: {split} split, {decoder_name}"),
+        metrics: &metrics,
+        loss_svg: std::fs::read_to_string(model_dir.join("loss.svg")).ok(),
+        best,
+        worst,
+        image_dir,
+    };
+    let report_path = work_dir.join(REPORT_FILE);
+    write_atomically(&report_path, report.to_html().as_bytes())?;
+    Ok(metrics)
+}

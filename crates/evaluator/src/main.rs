@@ -1,0 +1,147 @@
+//! `evaluator`: captions a split with the trained model and scores it as coco-caption does.
+//!
+//!     evaluator --work-dir data/work                       # test split, beam 3 (pipeline.toml)
+//!     evaluator --split val --beam-size 1                  # greedy on val
+//!     evaluator score --predictions p.tsv --references r.tsv --json m.json
+//!
+//! Writes eval/predictions.parquet, eval/metrics.json and eval/report.html under the work dir.
+//! Exit codes: 0 done, 1 error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use evaluator::score::{read_any, score};
+use models::backend::{DeviceKind, run_on};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Caption a split with the trained model and score it (BLEU, ROUGE-L, CIDEr-D)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// Split to caption and score: train, val or test; overrides `evaluator.split`.
+    #[arg(long)]
+    split: Option<String>,
+
+    /// Beam width (1 = greedy); overrides `evaluator.beam_size`.
+    #[arg(long, value_name = "N")]
+    beam_size: Option<usize>,
+
+    /// `cpu` or `cuda`; overrides `evaluator.device`.
+    #[arg(long)]
+    device: Option<String>,
+
+    #[command(flatten)]
+    common: contracts::cli::CommonArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Score any captions against any references, with the cleaner's cleaning on both sides.
+    Score {
+        /// Predictions: eval/predictions.parquet, or TSV `image<TAB>caption`, one per image.
+        #[arg(long, value_name = "FILE")]
+        predictions: PathBuf,
+        /// References: a captions.parquet, or TSV `image<TAB>caption`, several lines per image.
+        #[arg(long, value_name = "FILE")]
+        references: PathBuf,
+        /// Also write the metrics as JSON (the keys of eval/metrics.json).
+        #[arg(long, value_name = "OUT")]
+        json: Option<PathBuf>,
+    },
+    /// Print the last evaluation of the work dir (metrics, three examples, report path)
+    /// without recomputing it.
+    Show,
+}
+
+fn main() -> ExitCode {
+    contracts::cli::exit_with(run())
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    let mut config = cli.common.load()?;
+    if let Some(Command::Score {
+        predictions,
+        references,
+        json,
+    }) = cli.command
+    {
+        let (mut metrics, unmatched) = score(
+            &read_any(&predictions, true)?,
+            &read_any(&references, false)?,
+        )?;
+        unmatched.warn();
+        metrics.context.insert(
+            "predictions".into(),
+            predictions.display().to_string().into(),
+        );
+        metrics
+            .context
+            .insert("references".into(), references.display().to_string().into());
+        print!("{metrics}");
+        if let Some(out) = json {
+            contracts::atomic::write_atomically(
+                &out,
+                serde_json::to_string_pretty(&metrics)?.as_bytes(),
+            )?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(Command::Show) = cli.command {
+        return show(&config.paths.work_dir);
+    }
+    let settings = &mut config.evaluator;
+    settings.split = cli.split.unwrap_or(settings.split.clone());
+    settings.beam_size = cli.beam_size.unwrap_or(settings.beam_size);
+    let device = DeviceKind::parse(cli.device.as_deref().unwrap_or(&settings.device))
+        .map_err(anyhow::Error::msg)?;
+    let task = evaluator::Evaluate {
+        work_dir: config.paths.work_dir.clone(),
+        config: config.evaluator,
+    };
+    run_on(device, task).context("evaluating")?;
+    show(&config.paths.work_dir)
+}
+
+/// Prints eval/metrics.json, the first three predictions and where the report is.
+fn show(work_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let metrics_path = work_dir.join(evaluator::METRICS_FILE);
+    let text = std::fs::read_to_string(&metrics_path).with_context(|| {
+        format!(
+            "reading {} (run the evaluator first: `make evaluate`)",
+            metrics_path.display()
+        )
+    })?;
+    let metrics: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("parsing {}", metrics_path.display()))?;
+    let field = |key: &str| metrics[key].as_str().unwrap_or("?").to_string();
+    println!(
+        "{} split, {}, {} images",
+        field("split"),
+        field("decoder"),
+        metrics["images"]
+    );
+    for key in evaluator::score::METRIC_KEYS {
+        println!(
+            "  {key:<8} {:.4}",
+            metrics[key].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    let (predictions, _) =
+        contracts::tables::read_predictions(&work_dir.join(contracts::tables::PREDICTIONS_FILE))?;
+    println!("examples:");
+    for row in predictions.iter().take(3) {
+        println!("  {}\t{}", row.image, row.caption);
+    }
+    println!(
+        "report: {}",
+        work_dir.join(evaluator::REPORT_FILE).display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,88 @@
+//! Training throughput of the default caption model on Flickr8k-sized random data, next to
+//! the same model in PyTorch (`scripts/bench_trainer.py`, skipped when torch is missing).
+//!
+//!     cargo bench -p trainer                      # 30 timed steps
+//!     cargo bench -p trainer -- --steps 60 --device cuda   # on a `--features cuda` build
+//!     cargo bench -p trainer -- --no-python
+
+use std::path::Path;
+use std::process::Command;
+
+use models::backend::{DeviceKind, run_on};
+use trainer::bench::{BenchOptions, BenchTask, synthetic_dataset};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let mut options = BenchOptions::default();
+    if let Some(steps) = value("--steps") {
+        options.steps = steps.parse()?;
+    }
+    let device = value("--device").unwrap_or_else(|| "cpu".into());
+    let kind = DeviceKind::parse(&device).map_err(anyhow::Error::msg)?;
+    let data = synthetic_dataset(&options);
+    let report = run_on(
+        kind,
+        BenchTask {
+            options: &options,
+            data: &data,
+        },
+    )?;
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!(
+        "burn trainer ({device}, {threads} threads): {:.1} training captions/s ({} steps of batch {}, \
+         {:.3} s/step, {:.1} tokens/step), peak memory {} MiB",
+        report.captions_per_s,
+        report.steps,
+        options.batch_size,
+        report.seconds / report.steps as f64,
+        report.tokens as f64 / report.steps as f64,
+        report
+            .peak_rss_mib
+            .map_or("?".into(), |m| format!("{m:.0}")),
+    );
+    if args.iter().any(|a| a == "--no-python") || device != "cpu" {
+        return Ok(());
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench_trainer.py");
+    let output = Command::new("python3")
+        .arg(&script)
+        .args([
+            "--steps",
+            &options.steps.to_string(),
+            "--threads",
+            &threads.to_string(),
+        ])
+        .output();
+    match output {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            print!("{text}");
+            let torch = text
+                .split_whitespace()
+                .zip(text.split_whitespace().skip(1))
+                .find(|(_, next)| *next == "training")
+                .and_then(|(number, _)| number.parse::<f64>().ok());
+            if let Some(torch) = torch {
+                println!("ratio burn / pytorch: {:.2}", report.captions_per_s / torch);
+            }
+        }
+        Ok(out) => eprintln!(
+            "{} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => eprintln!("python3 not available ({e}): skipping the PyTorch reference"),
+    }
+    Ok(())
+}

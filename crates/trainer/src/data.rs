@@ -1,0 +1,378 @@
+//! The training data: every input read once, checked, and cut into length-bucketed batches.
+//!
+//! Inputs (all under `paths.work_dir`): `vocab.parquet`, `tokens.parquet` (one training
+//! sequence per caption), every part of `features/` and `captions.parquet` (the clean
+//! captions of the val images are the BLEU references). Every caption must name an image with
+//! a feature vector and be a well-formed `<start> .. <end>` sequence over the vocabulary; the
+//! error names the image otherwise.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail, ensure};
+use contracts::parquet_io::dataset_parts;
+use contracts::provenance::content_hash;
+use contracts::tables::{
+    CAPTIONS_FILE, FEATURE_DIM, FEATURES_DIR, TOKENS_FILE, VOCAB_FILE, read_captions,
+    read_features, read_tokens, read_vocab,
+};
+use contracts::{Provenance, Split, Stage};
+use decoder::{END, FeatureStats, SPECIALS, START};
+use rand::Rng;
+use rand::seq::SliceRandom;
+
+/// The four special tokens at ids 0..3, as the tokenizer writes them.
+const SPECIAL_TOKENS: [&str; 4] = ["<pad>", "<start>", "<end>", "<unk>"];
+
+/// Reference captions of one image, each split into words.
+pub type References = Vec<Vec<String>>;
+
+/// One training sequence: a caption's token ids and the feature row of its image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Caption {
+    /// Row of the image in [`Dataset::features`].
+    pub image: usize,
+    /// `<start> w1 .. wn <end>`
+    pub tokens: Vec<u32>,
+}
+
+/// Content hashes of the inputs, recorded with the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputHashes {
+    pub vocab: String,
+    pub tokens: String,
+    pub features: String,
+}
+
+/// Everything training reads, in memory.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Token of each id.
+    pub vocab: Vec<String>,
+    /// Image name of each feature row.
+    pub images: Vec<String>,
+    /// `[images, FEATURE_DIM]` row-major raw feature vectors.
+    pub features: Vec<f32>,
+    pub train: Vec<Caption>,
+    pub val: Vec<Caption>,
+    /// Feature rows of the val images, in name order.
+    pub val_images: Vec<usize>,
+    /// The clean val captions of each of `val_images`, split on spaces.
+    pub val_references: Vec<References>,
+    pub hashes: InputHashes,
+}
+
+impl Dataset {
+    /// Reads and checks the inputs under `work_dir`.
+    pub fn load(work_dir: &Path) -> Result<Self> {
+        let vocab_path = work_dir.join(VOCAB_FILE);
+        let tokens_path = work_dir.join(TOKENS_FILE);
+        let features_dir = work_dir.join(FEATURES_DIR);
+        let captions_path = work_dir.join(CAPTIONS_FILE);
+
+        let (vocab_rows, vocab_provenance) = read_vocab(&vocab_path)?;
+        let vocab = check_vocab(
+            &vocab_path,
+            vocab_rows
+                .into_iter()
+                .map(|r| (r.token_id, r.token))
+                .collect(),
+        )?;
+        let (token_rows, tokens_provenance) = read_tokens(&tokens_path)?;
+        // Token ids and references must come from the captions.parquet on disk now.
+        for (path, provenance) in [
+            (&vocab_path, &vocab_provenance),
+            (&tokens_path, &tokens_provenance),
+        ] {
+            require_captions(path, provenance.as_ref(), &captions_path)?;
+        }
+
+        let parts = dataset_parts(&features_dir)?;
+        if parts.is_empty() {
+            bail!(
+                "{}: no part-*.parquet files; run the featurizer stage (`make features`)",
+                features_dir.display()
+            );
+        }
+        let mut images = Vec::new();
+        let mut features = Vec::new();
+        for part in &parts {
+            let (part_features, _) = read_features(part)?;
+            images.extend(part_features.images);
+            features.extend(part_features.features);
+        }
+        let mut row_of: HashMap<&str, usize> = HashMap::with_capacity(images.len());
+        for (row, image) in images.iter().enumerate() {
+            if row_of.insert(image, row).is_some() {
+                bail!(
+                    "{}: image {image} has more than one feature vector",
+                    features_dir.display()
+                );
+            }
+        }
+
+        let mut train = Vec::new();
+        let mut val = Vec::new();
+        for row in token_rows {
+            let Some(&image) = row_of.get(row.image.as_str()) else {
+                bail!(
+                    "{}: image {} (caption {}) has no feature vector in {}; rerun the featurizer stage \
+                     (`make features`) or the tokenizer stage (`make tokens`)",
+                    tokens_path.display(),
+                    row.image,
+                    row.caption_idx,
+                    features_dir.display()
+                );
+            };
+            check_caption(
+                &tokens_path,
+                &row.image,
+                row.caption_idx,
+                &row.token_ids,
+                vocab.len(),
+            )?;
+            let caption = Caption {
+                image,
+                tokens: row.token_ids,
+            };
+            match row.split {
+                Split::Train => train.push(caption),
+                Split::Val => val.push(caption),
+                Split::Test => {}
+            }
+        }
+        ensure!(
+            !train.is_empty(),
+            "{}: the train split has no captions, so there is nothing to train on; rerun the cleaner \
+             and tokenizer stages (`make tokens`)",
+            tokens_path.display()
+        );
+        ensure!(
+            !val.is_empty(),
+            "{}: the val split has no captions; the trainer validates every epoch (early stopping, \
+             best model), so the dataset needs a val split",
+            tokens_path.display()
+        );
+
+        let (val_images, val_references) = val_references(&captions_path, &val, &images)?;
+        let hashes = InputHashes {
+            vocab: content_hash(&vocab_path)?,
+            tokens: content_hash(&tokens_path)?,
+            features: content_hash(&features_dir)?,
+        };
+        Ok(Self {
+            vocab,
+            images,
+            features,
+            train,
+            val,
+            val_images,
+            val_references,
+            hashes,
+        })
+    }
+
+    /// Standardisation statistics of the train split's images (each image once).
+    pub fn train_feature_stats(&self) -> Result<FeatureStats> {
+        let mut rows: Vec<usize> = self.train.iter().map(|c| c.image).collect();
+        rows.sort_unstable();
+        rows.dedup();
+        Ok(FeatureStats::from_rows(
+            FEATURE_DIM,
+            rows.iter().map(|&r| self.feature_row(r)),
+        )?)
+    }
+
+    pub fn feature_row(&self, row: usize) -> &[f32] {
+        &self.features[row * FEATURE_DIM..(row + 1) * FEATURE_DIM]
+    }
+}
+
+/// Checks ids are 0..n in order with the four specials first; returns the tokens by id.
+fn check_vocab(path: &Path, mut rows: Vec<(u32, String)>) -> Result<Vec<String>> {
+    rows.sort_by_key(|(id, _)| *id);
+    for (expected, (id, _)) in rows.iter().enumerate() {
+        ensure!(
+            *id as usize == expected,
+            "{}: token ids must be 0..{} without gaps, found id {id} at position {expected}; rerun the \
+             tokenizer stage (`make tokens`)",
+            path.display(),
+            rows.len()
+        );
+    }
+    for (id, special) in SPECIAL_TOKENS.iter().enumerate() {
+        let found = rows.get(id).map(|(_, t)| t.as_str());
+        ensure!(
+            found == Some(*special),
+            "{}: id {id} must be {special}, found {found:?}; rerun the tokenizer stage (`make tokens`)",
+            path.display()
+        );
+    }
+    ensure!(
+        rows.len() > SPECIALS as usize,
+        "{}: the vocabulary has no words",
+        path.display()
+    );
+    Ok(rows.into_iter().map(|(_, t)| t).collect())
+}
+
+fn check_caption(
+    path: &Path,
+    image: &str,
+    caption_idx: u8,
+    ids: &[u32],
+    vocab_size: usize,
+) -> Result<()> {
+    let bad = |why: String| {
+        anyhow::anyhow!(
+            "{}: image {image} caption {caption_idx}: {why}; rerun the tokenizer stage (`make tokens`)",
+            path.display()
+        )
+    };
+    if ids.len() < 2 || ids[0] != START || ids[ids.len() - 1] != END {
+        return Err(bad(
+            "token ids must start with <start> (1) and end with <end> (2)".into(),
+        ));
+    }
+    if let Some(id) = ids.iter().find(|&&id| id as usize >= vocab_size) {
+        return Err(bad(format!(
+            "token id {id} is outside the vocabulary of {vocab_size}"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a tokenizer output built from another `captions.parquet` than the one on disk.
+fn require_captions(path: &Path, provenance: Option<&Provenance>, captions: &Path) -> Result<()> {
+    if let Some(provenance) = provenance
+        && provenance.inputs.contains_key(CAPTIONS_FILE)
+    {
+        provenance.require_input(path, CAPTIONS_FILE, captions, Stage::Tokenizer)?;
+    }
+    Ok(())
+}
+
+/// The val images (feature rows, sorted by name) and their clean reference captions.
+fn val_references(
+    captions_path: &Path,
+    val: &[Caption],
+    images: &[String],
+) -> Result<(Vec<usize>, Vec<References>)> {
+    let (rows, _) = read_captions(captions_path)?;
+    let mut references: HashMap<&str, Vec<Vec<String>>> = HashMap::new();
+    for row in rows.iter().filter(|r| r.split == Split::Val) {
+        let words: Vec<String> = row.clean.split_whitespace().map(str::to_string).collect();
+        references
+            .entry(row.image.as_str())
+            .or_default()
+            .push(words);
+    }
+    let mut val_images: Vec<usize> = val.iter().map(|c| c.image).collect();
+    val_images.sort_unstable_by(|a, b| images[*a].cmp(&images[*b]));
+    val_images.dedup();
+    let mut out = Vec::with_capacity(val_images.len());
+    for &row in &val_images {
+        let refs = references.remove(images[row].as_str()).with_context(|| {
+            format!(
+                "{}: val image {} has no captions here but has tokens; rerun the tokenizer stage (`make tokens`)",
+                captions_path.display(),
+                images[row]
+            )
+        })?;
+        out.push(refs);
+    }
+    Ok((val_images, out))
+}
+
+/// Cuts captions (given by their token counts) into batches of similar length: sorted by
+/// (length, random key), cut into runs of `batch_size`, batch order shuffled. Batches carry
+/// almost no padding, and both the grouping and the order change with `rng`.
+pub fn length_buckets(lengths: &[usize], batch_size: usize, rng: &mut impl Rng) -> Vec<Vec<usize>> {
+    let keys: Vec<u64> = lengths.iter().map(|_| rng.random()).collect();
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_unstable_by_key(|&i| (lengths[i], keys[i], i));
+    let mut batches: Vec<Vec<usize>> = order
+        .chunks(batch_size.max(1))
+        .map(<[usize]>::to_vec)
+        .collect();
+    batches.shuffle(rng);
+    batches
+}
+
+/// Batches in length order, without shuffling (validation).
+pub fn sorted_batches(lengths: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| lengths[i]);
+    order
+        .chunks(batch_size.max(1))
+        .map(<[usize]>::to_vec)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn buckets_cover_every_caption_once_with_little_padding() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let lengths: Vec<usize> = (0..1000).map(|_| rng.random_range(3..30)).collect();
+        let batches = length_buckets(&lengths, 64, &mut ChaCha8Rng::seed_from_u64(7));
+        let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..1000).collect::<Vec<_>>());
+        let padding: usize = batches
+            .iter()
+            .map(|b| {
+                let max = b.iter().map(|&i| lengths[i]).max().unwrap();
+                b.iter().map(|&i| max - lengths[i]).sum::<usize>()
+            })
+            .sum();
+        assert!(padding < 1000, "padding {padding} tokens");
+        // Same seed, same batches; another seed, another order.
+        assert_eq!(
+            batches,
+            length_buckets(&lengths, 64, &mut ChaCha8Rng::seed_from_u64(7))
+        );
+        assert_ne!(
+            batches,
+            length_buckets(&lengths, 64, &mut ChaCha8Rng::seed_from_u64(8))
+        );
+    }
+
+    #[test]
+    fn vocab_must_start_with_the_specials() {
+        let rows = |tokens: &[&str]| {
+            tokens
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (i as u32, t.to_string()))
+                .collect()
+        };
+        assert!(
+            check_vocab(
+                Path::new("v"),
+                rows(&["<pad>", "<start>", "<end>", "<unk>", "a"])
+            )
+            .is_ok()
+        );
+        let err = check_vocab(
+            Path::new("v"),
+            rows(&["<start>", "<pad>", "<end>", "<unk>", "a"]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("<pad>"), "{err}");
+    }
+
+    #[test]
+    fn malformed_captions_name_the_image() {
+        let err = check_caption(Path::new("t"), "x.jpg", 2, &[1, 9, 2], 5)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("x.jpg") && err.contains("outside"), "{err}");
+        assert!(check_caption(Path::new("t"), "x.jpg", 2, &[4, 2], 5).is_err());
+        assert!(check_caption(Path::new("t"), "x.jpg", 2, &[1, 4, 2], 5).is_ok());
+    }
+}

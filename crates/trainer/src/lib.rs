@@ -1,0 +1,89 @@
+//! The trainer stage: `vocab.parquet` + `tokens.parquet` + `features/` -> `model/`.
+//!
+//! Trains the caption decoder (`crates/decoder`) with teacher forcing, validates every epoch
+//! (loss and greedy BLEU-4 on the val split), keeps the best and the last checkpoint, and can
+//! resume after a crash with the same result as an uninterrupted run.
+//!
+//! - [`data`]: reading and checking the inputs, length-bucketed batches.
+//! - [`train`]: the training loop.
+//! - [`checkpoint`]: the trainer state, the model directory, resume checks.
+//! - [`report`]: `metrics.csv` and `loss.svg`.
+//! - [`bench`](mod@bench): training throughput on Flickr8k-sized random data (`cargo bench -p trainer`).
+
+pub mod bench;
+pub mod checkpoint;
+pub mod data;
+pub mod report;
+pub mod train;
+
+use std::fmt;
+
+use anyhow::{Result, anyhow};
+use contracts::PipelineConfig;
+use models::backend::{DeviceKind, run_on};
+use tracing::info;
+
+pub use checkpoint::{EpochMetrics, MODEL_DIR};
+pub use data::Dataset;
+pub use train::{TrainOptions, TrainSummary};
+
+/// Trains with `config` (work directory, `[model]`, `[trainer]`, and `[evaluator]`'s decoding
+/// settings for the validation BLEU), writing `work_dir/model/`.
+pub fn run(config: &PipelineConfig, options: &TrainOptions) -> Result<TrainSummary> {
+    let kind =
+        DeviceKind::parse(&config.trainer.device).map_err(|e| anyhow!("trainer.device: {e}"))?;
+    train::check_trainer_config(&config.trainer)?;
+    train::model_config(config, decoder::SPECIALS as usize + 1).validate()?;
+    let work_dir = &config.paths.work_dir;
+    let data = Dataset::load(work_dir)?;
+    info!(
+        "read {} train and {} val captions, {} feature vectors, a vocabulary of {} tokens from {}",
+        data.train.len(),
+        data.val.len(),
+        data.images.len(),
+        data.vocab.len(),
+        work_dir.display()
+    );
+    let model_dir = work_dir.join(MODEL_DIR);
+    // The Makefile's target: present only after a run that finished.
+    let done = model_dir.join(SUCCESS_MARKER);
+    let _ = std::fs::remove_file(&done);
+    let summary = run_on(
+        kind,
+        train::TrainTask {
+            config,
+            data: &data,
+            options,
+            model_dir: &model_dir,
+        },
+    )?;
+    contracts::atomic::write_atomically(&done, summary.to_string().as_bytes())?;
+    Ok(summary)
+}
+
+/// Written into the model directory when training finished (not when it was interrupted).
+pub const SUCCESS_MARKER: &str = "_SUCCESS";
+
+impl fmt::Display for TrainSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let epochs = self.history.len();
+        match (self.best, self.history.get(self.best_epoch.wrapping_sub(1))) {
+            (Some(_), Some(best)) => writeln!(
+                f,
+                "trained {} epoch(s) ({} in this run){}; best epoch {}: val loss {:.4}, val BLEU-4 {:.4}",
+                epochs,
+                self.epochs_run,
+                if self.stopped_early {
+                    ", stopped early"
+                } else {
+                    ""
+                },
+                self.best_epoch,
+                best.val_loss,
+                best.val_bleu4
+            )?,
+            _ => writeln!(f, "no epoch trained")?,
+        }
+        writeln!(f, "model in {}", self.model_dir.display())
+    }
+}

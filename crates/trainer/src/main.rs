@@ -1,0 +1,62 @@
+//! `trainer`: trains the caption decoder on `tokens.parquet` + `features/` and writes
+//! `model/` (best and last checkpoints, config, metrics.csv, loss.svg) to the work directory.
+//!
+//!     trainer --work-dir data/work --epochs 20
+//!     trainer --resume                      # continue after a crash or kill
+//!     trainer --device cuda                 # on a `cargo build --release --features cuda` build
+//!
+//! Exit codes: 0 trained (or nothing left to train), 1 error.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+// burn's CPU training allocates and frees large tensors at every step: mimalloc makes a step
+// about 2.5x faster than glibc's allocator here.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Train the caption decoder on tokens.parquet and features/",
+    long_about = "Train the caption decoder on tokens.parquet and features/.\n\n\
+        Writes work_dir/model/: best.mpk and last.mpk checkpoints, config.json, trained.json, \
+        metrics.csv and loss.svg. Without --resume an existing model directory is overwritten."
+)]
+struct Cli {
+    /// Continue from model/last.mpk (same seed and inputs give the same result as an
+    /// uninterrupted run); starts a new run when there is no checkpoint yet. Without it, an
+    /// existing model directory is overwritten.
+    #[arg(long)]
+    resume: bool,
+
+    /// Train this many epochs in all; overrides `trainer.epochs`.
+    #[arg(long, value_name = "N")]
+    epochs: Option<usize>,
+
+    /// Where to train; overrides `trainer.device` (cuda needs a `--features cuda` build).
+    #[arg(long, value_name = "cpu|cuda")]
+    device: Option<String>,
+
+    #[command(flatten)]
+    common: contracts::cli::CommonArgs,
+}
+
+fn main() -> ExitCode {
+    contracts::cli::exit_with(run())
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    let mut config = cli.common.load()?;
+    config.trainer.epochs = cli.epochs.unwrap_or(config.trainer.epochs);
+    config.trainer.device = cli.device.unwrap_or(config.trainer.device);
+    let options = trainer::TrainOptions {
+        resume: cli.resume,
+        progress: !cli.common.quiet,
+    };
+    let summary = trainer::run(&config, &options)?;
+    print!("{summary}");
+    Ok(ExitCode::SUCCESS)
+}

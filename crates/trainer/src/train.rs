@@ -1,0 +1,483 @@
+//! The training loop: epochs of teacher-forced steps over length-bucketed batches, then
+//! validation (loss and greedy BLEU-4), checkpoints, reports and early stopping.
+//!
+//! Runs on `Autodiff<B>` for any backend `B` (CPU Flex, or CUDA on a `cuda` build) through
+//! [`models::backend::run_on`]; validation and decoding use the plain backend (`model.valid()`).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
+use burn::backend::Autodiff;
+use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use contracts::PipelineConfig;
+use contracts::config::{EvaluatorConfig, TrainerConfig};
+use contracts::tables::FEATURE_DIM;
+use decoder::training::loss_and_grads;
+use decoder::{CaptionModel, CaptionModelConfig, FeatureStats, SPECIALS, TeacherBatch, greedy};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use models::backend::BackendTask;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tracing::{info, warn};
+
+use crate::checkpoint::{
+    CONFIG_FILE, EpochMetrics, TRAINED_FILE, TrainerState, check_resumable, clear_model_dir,
+    epoch_seed, init_seed, trained_info,
+};
+use crate::data::{Caption, Dataset, length_buckets, sorted_batches};
+use crate::report::write_reports;
+
+/// The training backend over `B`.
+pub type Train<B> = Autodiff<B>;
+/// Adam over the caption model.
+pub type Optim<B> = OptimizerAdaptor<Adam, CaptionModel<Train<B>>, Train<B>>;
+type OptimRecord<B> = <Optim<B> as Optimizer<CaptionModel<Train<B>>, Train<B>>>::Record;
+
+/// Images per greedy-decoding call during validation.
+const DECODE_BATCH: usize = 256;
+
+/// How to run, beyond the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Continue from `model/last.mpk` instead of starting over.
+    pub resume: bool,
+    /// Draw a progress bar on stderr (hidden anyway when stderr is not a terminal).
+    pub progress: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    pub model_dir: PathBuf,
+    /// Every epoch so far, resumed ones included.
+    pub history: Vec<EpochMetrics>,
+    /// Epochs trained by this call.
+    pub epochs_run: usize,
+    pub best_epoch: usize,
+    pub best: Option<f64>,
+    pub stopped_early: bool,
+}
+
+/// The model's architecture from `[model]` and the vocabulary size.
+pub fn model_config(config: &PipelineConfig, vocab_size: usize) -> CaptionModelConfig {
+    CaptionModelConfig {
+        vocab_size,
+        feature_dim: FEATURE_DIM,
+        embed_dim: config.model.embed_dim,
+        hidden_dim: config.model.hidden_dim,
+        dropout: config.model.dropout,
+        merge: config.model.merge,
+    }
+}
+
+/// Adam as PyTorch configures it, with `trainer.adam_epsilon`; clipping is global (see
+/// [`clip_global_norm`]), not burn's per-tensor clipping.
+pub fn adam(trainer: &TrainerConfig) -> AdamConfig {
+    AdamConfig::new().with_epsilon(trainer.adam_epsilon as f32)
+}
+
+/// Refuses settings the loop cannot run with, naming the key.
+pub fn check_trainer_config(trainer: &TrainerConfig) -> Result<()> {
+    ensure!(
+        trainer.batch_size > 0,
+        "trainer.batch_size must be positive"
+    );
+    ensure!(
+        trainer.learning_rate > 0.0,
+        "trainer.learning_rate must be positive"
+    );
+    ensure!(
+        trainer.adam_epsilon > 0.0,
+        "trainer.adam_epsilon must be positive"
+    );
+    ensure!(
+        trainer.clip_norm >= 0.0,
+        "trainer.clip_norm must be >= 0 (0 turns clipping off)"
+    );
+    ensure!(
+        trainer.lr_decay > 0.0 && trainer.lr_decay <= 1.0,
+        "trainer.lr_decay must be in (0, 1], got {}",
+        trainer.lr_decay
+    );
+    ensure!(
+        matches!(trainer.val_metric.as_str(), "bleu4" | "loss"),
+        "trainer.val_metric must be \"bleu4\" or \"loss\", got {:?}",
+        trainer.val_metric
+    );
+    Ok(())
+}
+
+/// Rescales all gradients together so that their global L2 norm is at most `max_norm`, as
+/// PyTorch's `clip_grad_norm_` does (burn's own clipping works per tensor). Returns the norm
+/// before clipping.
+pub fn clip_global_norm<B: AutodiffBackend>(
+    model: &CaptionModel<B>,
+    grads: &mut GradientsParams,
+    max_norm: f64,
+) -> f64 {
+    struct SquaredNorm<'a> {
+        grads: &'a GradientsParams,
+        total: f64,
+    }
+    impl<B: AutodiffBackend> ModuleVisitor<B> for SquaredNorm<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            if let Some(grad) = self.grads.get::<B::InnerBackend, D>(param.id) {
+                // Row sums first: a whole-tensor sum of millions of values is split across
+                // threads unpredictably, and clipping must be bit-for-bit reproducible.
+                let dims = grad.dims();
+                let rows = dims[0];
+                let n: usize = dims.iter().product();
+                let squares = grad.reshape([rows, n / rows]).square().sum_dim(1);
+                self.total += squares.sum().into_scalar().elem::<f64>();
+            }
+        }
+    }
+    struct Scale<'a> {
+        grads: &'a mut GradientsParams,
+        factor: f64,
+    }
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Scale<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            if let Some(grad) = self.grads.remove::<B::InnerBackend, D>(param.id) {
+                self.grads.register(param.id, grad.mul_scalar(self.factor));
+            }
+        }
+    }
+    let mut norm = SquaredNorm { grads, total: 0.0 };
+    model.visit(&mut norm);
+    let norm = norm.total.sqrt();
+    // PyTorch's rule: scale by max_norm / (norm + 1e-6) when that is below 1.
+    let factor = max_norm / (norm + 1e-6);
+    if factor < 1.0 {
+        model.visit(&mut Scale { grads, factor });
+    }
+    norm
+}
+
+fn rows_tensor<B: Backend>(
+    rows: impl Iterator<Item = usize>,
+    device: &B::Device,
+) -> Tensor<B, 1, Int> {
+    let rows: Vec<i64> = rows.map(|r| r as i64).collect();
+    let n = rows.len();
+    Tensor::from_data(TensorData::new(rows, [n]), device)
+}
+
+/// One optimizer step on `captions`; returns the updated model, the batch's mean loss and
+/// its number of target tokens.
+#[allow(clippy::too_many_arguments)]
+pub fn train_step<B: Backend>(
+    model: CaptionModel<Train<B>>,
+    optim: &mut Optim<B>,
+    features: &Tensor<B, 2>,
+    captions: &[&Caption],
+    learning_rate: f64,
+    clip_norm: f64,
+    rng: &mut ChaCha8Rng,
+    device: &B::Device,
+) -> (CaptionModel<Train<B>>, f64, usize) {
+    let rows = rows_tensor::<B>(captions.iter().map(|c| c.image), device);
+    let batch_features = Tensor::from_inner(features.clone().select(0, rows));
+    let tokens: Vec<&[u32]> = captions.iter().map(|c| c.tokens.as_slice()).collect();
+    let batch = TeacherBatch::<Train<B>>::new(&tokens, device);
+    let (loss, mut grads) = loss_and_grads(&model, batch_features, &batch, Some(rng));
+    if clip_norm > 0.0 {
+        clip_global_norm(&model, &mut grads, clip_norm);
+    }
+    let model = optim.step(learning_rate, model, grads);
+    (model, loss.into_scalar().elem::<f64>(), batch.tokens)
+}
+
+/// Mean loss per target token over `captions` (no dropout), in length-sorted batches.
+pub fn validation_loss<B: Backend>(
+    model: &CaptionModel<B>,
+    captions: &[Caption],
+    features: &Tensor<B, 2>,
+    batch_size: usize,
+    device: &B::Device,
+) -> f64 {
+    let lengths: Vec<usize> = captions.iter().map(|c| c.tokens.len()).collect();
+    let (mut sum, mut tokens) = (0.0, 0usize);
+    for batch in sorted_batches(&lengths, batch_size) {
+        let rows = rows_tensor::<B>(batch.iter().map(|&i| captions[i].image), device);
+        let ids: Vec<&[u32]> = batch
+            .iter()
+            .map(|&i| captions[i].tokens.as_slice())
+            .collect();
+        let teacher = TeacherBatch::<B>::new(&ids, device);
+        let loss = model
+            .loss(features.clone().select(0, rows), &teacher)
+            .into_scalar()
+            .elem::<f64>();
+        sum += loss * teacher.tokens as f64;
+        tokens += teacher.tokens;
+    }
+    sum / tokens.max(1) as f64
+}
+
+/// Greedy captions of the val images as words (specials dropped), in `data.val_images` order.
+pub fn validation_captions<'a, B: Backend>(
+    model: &CaptionModel<B>,
+    data: &'a Dataset,
+    features: &Tensor<B, 2>,
+    evaluator: &EvaluatorConfig,
+    device: &B::Device,
+) -> Vec<Vec<&'a str>> {
+    let mut out = Vec::with_capacity(data.val_images.len());
+    for chunk in data.val_images.chunks(DECODE_BATCH) {
+        let rows = rows_tensor::<B>(chunk.iter().copied(), device);
+        for ids in greedy(
+            model,
+            features.clone().select(0, rows),
+            evaluator.max_len,
+            evaluator.suppress_unk,
+        ) {
+            out.push(
+                ids.iter()
+                    .filter(|&&id| id >= SPECIALS)
+                    .map(|&id| data.vocab[id as usize].as_str())
+                    .collect(),
+            );
+        }
+    }
+    out
+}
+
+/// The training run as a task for [`models::backend::run_on`].
+pub struct TrainTask<'a> {
+    pub config: &'a PipelineConfig,
+    pub data: &'a Dataset,
+    pub options: &'a TrainOptions,
+    pub model_dir: &'a Path,
+}
+
+impl BackendTask for TrainTask<'_> {
+    type Output = Result<TrainSummary>;
+
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+        train_on::<B>(self, &device)
+    }
+}
+
+fn progress_bar(
+    options: &TrainOptions,
+    batches: usize,
+    epoch: usize,
+    epochs: usize,
+) -> ProgressBar {
+    if !options.progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(batches as u64), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(
+        "epoch {prefix} [{bar:30}] {pos}/{len} batches, {msg} ({elapsed}, eta {eta})",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(format!("{}/{epochs}", epoch + 1));
+    bar
+}
+
+fn train_on<B: Backend>(task: TrainTask<'_>, device: &B::Device) -> Result<TrainSummary> {
+    let TrainTask {
+        config,
+        data,
+        options,
+        model_dir,
+    } = task;
+    let trainer = &config.trainer;
+    let model_config = model_config(config, data.vocab.len());
+    let higher_is_better = trainer.val_metric == "bleu4";
+    let last_path = model_dir.join(decoder::LAST_CHECKPOINT);
+    let best_path = model_dir.join(decoder::BEST_CHECKPOINT);
+
+    let resume = options.resume && last_path.exists();
+    if options.resume && !resume {
+        info!(
+            "--resume: no checkpoint at {}, starting a new run",
+            last_path.display()
+        );
+    }
+    let (mut model, mut optim, mut state) = if resume {
+        let (model, record, info) =
+            decoder::load_checkpoint::<Train<B>, OptimRecord<B>>(&last_path, device)?;
+        let state = check_resumable(
+            &last_path,
+            &info,
+            &model_config,
+            &config.model,
+            &data.hashes,
+            trainer,
+        )?;
+        info!(
+            "resuming from {} after epoch {}",
+            last_path.display(),
+            state.epochs_done
+        );
+        (model, adam(trainer).init().load_record(record), state)
+    } else {
+        let removed = clear_model_dir(model_dir)?;
+        if !removed.is_empty() {
+            info!(
+                "overwriting the model in {} (use --resume to continue it instead)",
+                model_dir.display()
+            );
+        }
+        let stats = if config.model.standardize {
+            data.train_feature_stats()?
+        } else {
+            FeatureStats::identity(FEATURE_DIM)
+        };
+        let model = model_config.init::<Train<B>>(&stats, init_seed(trainer.seed), device)?;
+        (model, adam(trainer).init(), TrainerState::new(trainer))
+    };
+    std::fs::create_dir_all(model_dir)
+        .with_context(|| format!("creating {}", model_dir.display()))?;
+    decoder::trained::write_atomically(
+        &model_dir.join(CONFIG_FILE),
+        serde_json::to_string_pretty(config)?.as_bytes(),
+    )?;
+    info!(
+        "model: {} parameters (embed {}, hidden {}, vocabulary {}, merge {}, dropout {}); Adam epsilon {:e}, \
+         clip norm {}, batch {}",
+        model.num_params(),
+        model_config.embed_dim,
+        model_config.hidden_dim,
+        model_config.vocab_size,
+        model_config.merge,
+        model_config.dropout,
+        trainer.adam_epsilon,
+        trainer.clip_norm,
+        trainer.batch_size
+    );
+
+    // Every image's raw vector on the device, once; batches select their rows.
+    let features = Tensor::<B, 2>::from_data(
+        TensorData::new(data.features.clone(), [data.images.len(), FEATURE_DIM]),
+        device,
+    );
+    let lengths: Vec<usize> = data.train.iter().map(|c| c.tokens.len()).collect();
+    let start_epoch = state.epochs_done;
+    if state.stopped_early {
+        info!(
+            "training already stopped early after epoch {} (best epoch {})",
+            state.epochs_done, state.best_epoch
+        );
+    } else if start_epoch >= trainer.epochs {
+        info!("nothing to do: {start_epoch} epochs trained already (raise --epochs to continue)");
+    }
+    for epoch in start_epoch..trainer.epochs {
+        if state.stopped_early {
+            break;
+        }
+        let started = Instant::now();
+        let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed(trainer.seed, epoch));
+        let batches = length_buckets(&lengths, trainer.batch_size, &mut rng);
+        let learning_rate = state.learning_rate();
+        let bar = progress_bar(options, batches.len(), epoch, trainer.epochs);
+        let (mut loss_sum, mut tokens, mut captions) = (0.0, 0usize, 0usize);
+        for batch in &batches {
+            let batch: Vec<&Caption> = batch.iter().map(|&i| &data.train[i]).collect();
+            let (next, loss, batch_tokens) = train_step(
+                model,
+                &mut optim,
+                &features,
+                &batch,
+                learning_rate,
+                trainer.clip_norm,
+                &mut rng,
+                device,
+            );
+            model = next;
+            if !loss.is_finite() {
+                bail!(
+                    "training diverged in epoch {} (loss {loss}); lower trainer.learning_rate or trainer.clip_norm",
+                    epoch + 1
+                );
+            }
+            loss_sum += loss * batch_tokens as f64;
+            tokens += batch_tokens;
+            captions += batch.len();
+            bar.inc(1);
+            let rate = captions as f64 / started.elapsed().as_secs_f64();
+            bar.set_message(format!(
+                "loss {:.3}, {rate:.0} captions/s",
+                loss_sum / tokens as f64
+            ));
+        }
+        let train_seconds = started.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+
+        let inner = model.valid();
+        let val_loss = validation_loss(&inner, &data.val, &features, trainer.batch_size, device);
+        let hypotheses = validation_captions(&inner, data, &features, &config.evaluator, device);
+        let val_bleu4 =
+            metrics::corpus_bleu4(&hypotheses, &data.val_references).context("val BLEU-4")?;
+        let metrics = EpochMetrics {
+            epoch: epoch + 1,
+            train_loss: loss_sum / tokens.max(1) as f64,
+            val_loss,
+            val_bleu4,
+            learning_rate,
+            seconds: started.elapsed().as_secs_f64(),
+            captions_per_s: captions as f64 / train_seconds,
+        };
+        let metric = if higher_is_better {
+            val_bleu4
+        } else {
+            val_loss
+        };
+        let improved = state.record(metrics.clone(), metric, higher_is_better, trainer);
+        let info = trained_info(
+            &model_config,
+            config.model.standardize,
+            &data.hashes,
+            &state,
+        )?;
+        if improved {
+            decoder::save_checkpoint(&best_path, &model, optim.to_record(), &info)?;
+            decoder::trained::write_atomically(
+                &model_dir.join(TRAINED_FILE),
+                serde_json::to_string_pretty(&info)?.as_bytes(),
+            )?;
+        }
+        decoder::save_checkpoint(&last_path, &model, optim.to_record(), &info)?;
+        write_reports(model_dir, &state.history)?;
+        info!(
+            "epoch {}/{}: train loss {:.4}, val loss {:.4}, val BLEU-4 {:.4}{}, lr {:e}, {:.1} s, {:.0} training captions/s ({})",
+            metrics.epoch,
+            trainer.epochs,
+            metrics.train_loss,
+            metrics.val_loss,
+            metrics.val_bleu4,
+            if improved { " (best)" } else { "" },
+            learning_rate,
+            metrics.seconds,
+            metrics.captions_per_s,
+            trainer.device
+        );
+        if state.stopped_early {
+            info!(
+                "early stopping: val {} has not improved for {} epochs; best epoch {}",
+                trainer.val_metric, trainer.patience, state.best_epoch
+            );
+        }
+    }
+    if state.best_epoch == 0 && !best_path.exists() {
+        warn!("no epoch was trained, so there is no best model yet");
+    }
+    Ok(TrainSummary {
+        model_dir: model_dir.to_path_buf(),
+        history: state.history.clone(),
+        epochs_run: state.epochs_done - start_epoch,
+        best_epoch: state.best_epoch,
+        best: state.best,
+        stopped_early: state.stopped_early,
+    })
+}

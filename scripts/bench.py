@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""`make bench`: featurizer and trainer throughput next to PyTorch on this machine, as one
+Markdown table (ours, PyTorch, ratio, peak memory). The PyTorch sides are optional: without
+torch they are reported as skipped.
+
+Featurizer: the same 200 real-size JPEGs (scripts/make_bench_images.py), end to end (decode,
+resize, network, write), 2 threads, batch 16, ResNet50 with random weights on both sides
+(speed does not depend on the weight values), timed after the network is built.
+Trainer: see crates/trainer/benches/train.rs and scripts/bench_trainer.py.
+"""
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / "target" / "release"
+WORK = Path(os.environ.get("BENCH_DIR", ROOT / "target" / "bench"))
+THREADS = 2
+
+
+def run(cmd):
+    """Runs cmd, returns (its output, its own peak RSS in MiB, from wait4's rusage)."""
+    with tempfile.TemporaryFile("w+") as log:
+        child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True,
+                                 env={**os.environ, "RAYON_NUM_THREADS": str(THREADS)})
+        _, status, usage = os.wait4(child.pid, 0)
+        log.seek(0)
+        output = log.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{cmd[0]} failed:\n{output}")
+    return output, usage.ru_maxrss / 1024
+
+
+def featurizer_rows():
+    images = WORK / "images"
+    if not images.is_dir():
+        subprocess.run([sys.executable, ROOT / "scripts/make_bench_images.py", images, "200"], check=True)
+    torch_out, torch_mem = run([sys.executable, ROOT / "scripts/bench_featurizer.py", images, "--threads", str(THREADS), "--batch-size", "16"])
+    torch = json.loads(torch_out.strip().splitlines()[-1])
+    shutil.rmtree(WORK / "featurizer-work", ignore_errors=True)
+    ours_out, ours_mem = run([BIN / "featurizer", "--images", images, "--work-dir", WORK / "featurizer-work", "--weights", "random", "--batch-size", "16"])
+    match = re.search(r"\(([\d.]+) images/s end to end, ([\d.]+) after loading", ours_out)
+    profile = re.search(r"^time .*$", ours_out, re.M)
+    ours = float(match.group(2))
+    row = ["featurizer (images/s, 200 JPEGs 500x375, batch 16)", f"{ours:.1}"]
+    if "skipped" in torch:
+        return [row + ["skipped", "", f"{ours_mem:.0} MiB", ""]], [torch["skipped"]]
+    ratio = ours / torch["images_per_s"]
+    return [row + [f"{torch['images_per_s']:.1f}", f"{ratio:.2f}x", f"{ours_mem:.0f} MiB", f"{torch_mem:.0f} MiB"]], [profile.group(0) if profile else ""]
+
+
+def trainer_rows():
+    """crates/trainer/benches/train.rs runs both sides and prints one line each."""
+    out = subprocess.run(["cargo", "bench", "--locked", "-q", "-p", "trainer", "--bench", "train"], cwd=ROOT,
+                         check=True, capture_output=True, text=True,
+                         env={**os.environ, "RAYON_NUM_THREADS": str(THREADS)}).stdout
+    line = lambda who: re.search(who + r".*?: ([\d.]+) training captions/s.*peak memory (\S+) MiB", out)
+    ours, torch = line("burn trainer"), line("pytorch")
+    row = ["trainer (captions/s, 30k captions, vocab 8000, len <= 34, batch 64)", f"{float(ours.group(1)):.0f}"]
+    if not torch:
+        return [row + ["skipped", "", f"{ours.group(2)} MiB", ""]], ["PyTorch trainer side skipped (pip install torch)"]
+    ratio = float(ours.group(1)) / float(torch.group(1))
+    return [row + [f"{float(torch.group(1)):.0f}", f"{ratio:.2f}x", f"{ours.group(2)} MiB", f"{torch.group(2)} MiB"]], []
+
+
+def main():
+    WORK.mkdir(parents=True, exist_ok=True)
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    rows, notes = [], []
+    for part in (featurizer_rows, trainer_rows):
+        r, n = part()
+        rows += r
+        notes += [x for x in n if x]
+    print(f"\nMeasured {time.strftime('%Y-%m-%d')} on {cpu}, {THREADS} threads (RAYON_NUM_THREADS / torch.set_num_threads)\n")
+    print("| benchmark | ours | PyTorch | ratio | peak memory (ours) | peak memory (PyTorch) |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+    for n in notes:
+        print(f"\n{n}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# GPU check: runs the CUDA build of the featurizer and trainer on a small synthetic set and
+# compares them with the CPU results of the same binaries. Meant for a machine with an NVIDIA
+# GPU and no network, so build everything here first:
+#
+#   cargo build --release --locked --features featurizer/cuda,trainer/cuda -p featurizer -p trainer
+#   cargo build --release --locked -p synth -p cleaner -p tokenizer
+#   scripts/gpu-check.sh prepare gpu-check       # synthetic data + CPU reference, on any machine
+#   # copy target/release/{featurizer,trainer}, scripts/gpu-check.sh and gpu-check/ to the GPU box
+#   scripts/gpu-check.sh run gpu-check           # on the GPU machine: CUDA runs + comparison
+#
+# Prints images/s and captions/s on both devices, the cosine similarity of CPU and CUDA
+# features (expected >= 0.9999) and the training losses side by side (expected equal to float
+# tolerance). The comparison needs python3 with pyarrow.
+set -euo pipefail
+mode=${1:?usage: gpu-check.sh prepare|run DIR} dir=${2:?usage: gpu-check.sh prepare|run DIR}
+bin=${BIN:-target/release}
+train_flags=(--set trainer.epochs=3 --set trainer.batch_size=64 --set trainer.val_metric=loss)
+
+if [ "$mode" = prepare ]; then
+  "$bin/synth" --out "$dir/synthetic" --images 300 --seed 1 --force -q
+  "$bin/cleaner" --dataset-dir "$dir/synthetic" --work-dir "$dir/cpu" -q
+  "$bin/featurizer" --work-dir "$dir/cpu" --weights random --device cpu
+  "$bin/tokenizer" --work-dir "$dir/cpu" --min-count 1 -q
+  "$bin/trainer" --work-dir "$dir/cpu" --device cpu "${train_flags[@]}"
+  exit 0
+fi
+
+rm -rf "$dir/cuda" && mkdir -p "$dir/cuda"
+cp "$dir/cpu/captions.parquet" "$dir/cuda/"
+"$bin/featurizer" --work-dir "$dir/cuda" --weights random --device cuda
+cp "$dir/cpu/vocab.parquet" "$dir/cpu/tokens.parquet" "$dir/cuda/"
+# Train both on the CPU features so the loss comparison isolates the training step.
+rm -rf "$dir/cuda-train" && mkdir -p "$dir/cuda-train"
+cp -r "$dir/cpu/captions.parquet" "$dir/cpu/vocab.parquet" "$dir/cpu/tokens.parquet" "$dir/cpu/features" "$dir/cuda-train/"
+"$bin/trainer" --work-dir "$dir/cuda-train" --device cuda "${train_flags[@]}"
+python3 - "$dir" <<'PY'
+import csv, sys
+import numpy as np
+import pyarrow.dataset as ds
+d = sys.argv[1]
+def load(sub):
+    t = ds.dataset(f"{d}/{sub}/features", format="parquet").to_table().sort_by("image")
+    return t.column("image").to_pylist(), np.stack(t.column("feature").to_numpy(zero_copy_only=False))
+ia, a = load("cpu"); ib, b = load("cuda")
+assert ia == ib, "different images"
+cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
+print(f"features: {len(ia)} images, cosine CPU vs CUDA min {cos.min():.6f} mean {cos.mean():.6f} (expected >= 0.9999)")
+rows = lambda p: list(csv.DictReader(open(p)))
+for c, g in zip(rows(f"{d}/cpu/model/metrics.csv"), rows(f"{d}/cuda-train/model/metrics.csv")):
+    print(f"epoch {c['epoch']}: train loss cpu {float(c['train_loss']):.5f} cuda {float(g['train_loss']):.5f}; "
+          f"captions/s cpu {float(c['captions_per_s']):.0f} cuda {float(g['captions_per_s']):.0f}")
+PY
