@@ -29,14 +29,16 @@ FLAGS    = --config $(CONFIG) --work-dir $(WORK) $(SET)
 BINARIES := synth cleaner featurizer tokenizer trainer evaluator caption
 BURN_BINARIES := featurizer trainer evaluator caption
 STAMPS   := $(WORK)/.config
+comma    := ,
 
 .PHONY: all demo train weights test check bench report synth captions features tokens model evaluate \
         check-flickr8k clean-demo FORCE
 all: $(addprefix $(BIN)/,$(BINARIES))
 
-# cargo decides what is stale; a binary it leaves untouched does not rerun later stages.
-$(BIN)/%: FORCE
-	$(CARGO) build --release --locked $(if $(and $(FEATURES),$(filter $*,$(BURN_BINARIES))),--features $*/$(FEATURES)) -p $*
+# One cargo call builds every binary (the same feature set as `make test`, so nothing is
+# rebuilt back and forth); a binary cargo leaves untouched does not rerun later stages.
+$(addprefix $(BIN)/,$(BINARIES)) &: FORCE
+	$(CARGO) build --release --locked --workspace --bins $(if $(FEATURES),--features $(subst $(eval) ,$(comma),$(foreach b,$(BURN_BINARIES),$(b)/$(FEATURES))))
 
 # Config sections per stage; the stamp file changes only when they do.
 cleaner_SECTIONS    := cleaner

@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
-cargo build --release --locked --bins
+cargo build --release --locked --workspace --bins
 cargo test --release --locked --workspace

@@ -19,7 +19,7 @@ pub fn bin(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
     assert!(
         path.is_file(),
-        "{} is missing: run `cargo build --release --bins` first (make test does)",
+        "{} is missing: run `cargo build --release --workspace --bins` first (make test does)",
         path.display()
     );
     path

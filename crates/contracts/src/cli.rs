@@ -18,16 +18,16 @@ pub const DEFAULT_CONFIG: &str = "pipeline.toml";
 pub struct CommonArgs {
     /// Pipeline configuration file (TOML). Without it, `pipeline.toml` is used if present,
     /// else built-in defaults.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 
     /// Directory for every stage output; overrides `paths.work_dir`.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     pub work_dir: Option<PathBuf>,
 
     /// Override one config key, e.g. `--set trainer.epochs=15` (repeatable). Values use TOML
     /// syntax; a bare word is a string.
-    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE", global = true)]
     pub overrides: Vec<String>,
 
     /// More log output (-v: debug, -vv: trace).

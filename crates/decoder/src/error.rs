@@ -26,4 +26,7 @@ pub enum DecoderError {
 
     #[error("invalid model config: {0}")]
     Config(String),
+
+    #[error(transparent)]
+    Write(#[from] contracts::ContractError),
 }

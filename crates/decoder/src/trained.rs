@@ -10,7 +10,6 @@
 //! Loading checks every tensor's shape against the recorded architecture, so a truncated,
 //! foreign or tampered file is an error naming the file, not a panic later.
 
-use std::io::Write;
 use std::path::Path;
 
 use burn::module::Module;
@@ -102,32 +101,7 @@ pub fn save_checkpoint<B: Backend, O: Record<B>>(
     let record: (ModelRecord<B>, O, String) = (model.clone().into_record(), optimizer, info_json);
     let bytes = Recorder::<B>::record(&ByteRecorder::default(), record, ())
         .map_err(|e| format_error(e.to_string()))?;
-    write_atomically(path, &bytes)
-}
-
-/// Writes `bytes` to `path` through a temp file and a rename, so `path` is never partial.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DecoderError> {
-    let io = |source| DecoderError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let temp = dir.join(format!(".{name}.tmp"));
-    let mut file = std::fs::File::create(&temp).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    drop(file);
-    std::fs::rename(&temp, path).map_err(io)?;
-    // Make the rename itself durable; not all filesystems allow syncing a directory.
-    if let Ok(dir) = std::fs::File::open(dir) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
+    contracts::atomic::write_atomically(path, &bytes).map_err(DecoderError::from)
 }
 
 /// Reads a checkpoint: the model (shapes checked against the recorded config), the optimizer

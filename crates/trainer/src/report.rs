@@ -36,9 +36,9 @@ pub fn metrics_csv(history: &[EpochMetrics]) -> String {
 
 /// Writes `metrics.csv` and `loss.svg` into `dir`, each atomically.
 pub fn write_reports(dir: &Path, history: &[EpochMetrics]) -> Result<()> {
-    decoder::trained::write_atomically(&dir.join(METRICS_FILE), metrics_csv(history).as_bytes())?;
+    contracts::atomic::write_atomically(&dir.join(METRICS_FILE), metrics_csv(history).as_bytes())?;
     let svg = loss_svg(history).map_err(|e| anyhow!("drawing {PLOT_FILE}: {e}"))?;
-    decoder::trained::write_atomically(&dir.join(PLOT_FILE), svg.as_bytes())?;
+    contracts::atomic::write_atomically(&dir.join(PLOT_FILE), svg.as_bytes())?;
     Ok(())
 }
 

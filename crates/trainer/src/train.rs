@@ -339,7 +339,7 @@ fn train_on<B: Backend>(task: TrainTask<'_>, device: &B::Device) -> Result<Train
     };
     std::fs::create_dir_all(model_dir)
         .with_context(|| format!("creating {}", model_dir.display()))?;
-    decoder::trained::write_atomically(
+    contracts::atomic::write_atomically(
         &model_dir.join(CONFIG_FILE),
         serde_json::to_string_pretty(config)?.as_bytes(),
     )?;
@@ -442,7 +442,7 @@ fn train_on<B: Backend>(task: TrainTask<'_>, device: &B::Device) -> Result<Train
         )?;
         if improved {
             decoder::save_checkpoint(&best_path, &model, optim.to_record(), &info)?;
-            decoder::trained::write_atomically(
+            contracts::atomic::write_atomically(
                 &model_dir.join(TRAINED_FILE),
                 serde_json::to_string_pretty(&info)?.as_bytes(),
             )?;
