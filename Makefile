@@ -41,6 +41,7 @@ $(addprefix $(BIN)/,$(BINARIES)) &: FORCE
 	$(CARGO) build --release --locked --workspace --bins $(if $(FEATURES),--features $(subst $(eval) ,$(comma),$(foreach b,$(BURN_BINARIES),$(b)/$(FEATURES))))
 
 # Config sections per stage; the stamp file changes only when they do.
+synth_SECTIONS      := synth
 cleaner_SECTIONS    := cleaner
 featurizer_SECTIONS := featurizer
 tokenizer_SECTIONS  := tokenizer
@@ -53,16 +54,17 @@ $(STAMPS)/%.json: $(BIN)/cleaner FORCE
 
 # ---- stages ---------------------------------------------------------------------------
 synth: $(DEMO_DATASET)/captions.txt
-$(DEMO_DATASET)/captions.txt: $(BIN)/synth
+$(DEMO_DATASET)/captions.txt: $(BIN)/synth $(STAMPS)/synth.json
 	$(BIN)/synth --config $(CONFIG) --out $(DEMO_DATASET) --force $(SET)
 
 captions: $(WORK)/captions.parquet
 $(WORK)/captions.parquet: $(BIN)/cleaner $(STAMPS)/cleaner.json $(wildcard $(DATASET)/*.txt $(DATASET)/*/*.txt $(DATASET)/*.json)
 	$(BIN)/cleaner --dataset-dir $(DATASET) $(FLAGS)
 
+# --force: parts made with other settings (new weights) are recomputed, finished ones kept.
 features: $(WORK)/features/_SUCCESS
 $(WORK)/features/_SUCCESS: $(BIN)/featurizer $(STAMPS)/featurizer.json $(WORK)/captions.parquet $(wildcard $(WEIGHTS))
-	$(BIN)/featurizer --weights $(WEIGHTS) $(FLAGS)
+	$(BIN)/featurizer --force --weights $(WEIGHTS) $(FLAGS)
 
 tokens: $(WORK)/tokens.parquet
 $(WORK)/tokens.parquet: $(BIN)/tokenizer $(STAMPS)/tokenizer.json $(WORK)/captions.parquet

@@ -222,7 +222,7 @@ fn run_parts<B: Backend>(
     todo: &[Part],
     provenance: &Provenance,
     device: &B::Device,
-    forward: impl Fn(Tensor<B, 4>) -> Tensor<B, 2>,
+    forward: impl Fn(Tensor<B, 4>) -> Tensor<B, 2> + Sync,
     summary: &mut Summary,
 ) -> Result<()> {
     let total: usize = todo.iter().map(|p| p.range.len()).sum();
@@ -289,15 +289,13 @@ fn run_parts<B: Backend>(
                 continue;
             }
             let ran = Instant::now();
-            let side = preprocess.crop as usize;
-            let input = Tensor::<B, 4>::from_data(
-                TensorData::new(good, [names.len(), 3, side, side]),
+            let output = run_halves(
+                &forward,
+                good,
+                names.len(),
+                preprocess.crop as usize,
                 device,
-            );
-            let output = forward(input)
-                .into_data()
-                .into_vec::<f32>()
-                .map_err(|e| anyhow::anyhow!("reading features: {e:?}"))?;
+            )?;
             summary.network += ran.elapsed();
             if output.len() != names.len() * FEATURE_DIM {
                 bail!(
@@ -317,6 +315,44 @@ fn run_parts<B: Backend>(
     })?;
     progress.finish_and_clear();
     Ok(())
+}
+
+/// Runs the network on a batch as two half-batches at once: while one half is in an
+/// operation the backend runs on a single thread (elementwise work, pooling), the other keeps
+/// the remaining cores busy. Returns `[images * FEATURE_DIM]` values in image order.
+fn run_halves<B: Backend>(
+    forward: &(impl Fn(Tensor<B, 4>) -> Tensor<B, 2> + Sync),
+    pixels: Vec<f32>,
+    images: usize,
+    side: usize,
+    device: &B::Device,
+) -> Result<Vec<f32>> {
+    let run = |pixels: Vec<f32>, n: usize| {
+        let input = Tensor::<B, 4>::from_data(TensorData::new(pixels, [n, 3, side, side]), device);
+        forward(input)
+            .into_data()
+            .into_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("reading features: {e:?}"))
+    };
+    if images < 2 {
+        return run(pixels, images);
+    }
+    let first = images / 2;
+    let mut pixels = pixels;
+    let second_pixels = pixels.split_off(first * 3 * side * side);
+    let (a, b) = std::thread::scope(|scope| {
+        let second = scope.spawn(|| run(second_pixels, images - first));
+        let a = run(pixels, first);
+        (
+            a,
+            second
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the network thread panicked"))),
+        )
+    });
+    let mut out = a?;
+    out.extend(b?);
+    Ok(out)
 }
 
 /// Writes one part atomically, recording the images it had to skip.
