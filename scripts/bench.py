@@ -49,9 +49,9 @@ def featurizer_rows():
     match = re.search(r"\(([\d.]+) images/s end to end, ([\d.]+) after loading", ours_out)
     profile = re.search(r"^time .*$", ours_out, re.M)
     ours = float(match.group(2))
-    row = ["featurizer (images/s, 200 JPEGs 500x375, batch 16)", f"{ours:.1}"]
+    row = ["featurizer (images/s, 200 JPEGs 500x375, batch 16)", f"{ours:.1f}"]
     if "skipped" in torch:
-        return [row + ["skipped", "", f"{ours_mem:.0} MiB", ""]], [torch["skipped"]]
+        return [row + ["skipped", "", f"{ours_mem:.0f} MiB", ""]], [torch["skipped"]]
     ratio = ours / torch["images_per_s"]
     return [row + [f"{torch['images_per_s']:.1f}", f"{ratio:.2f}x", f"{ours_mem:.0f} MiB", f"{torch_mem:.0f} MiB"]], [profile.group(0) if profile else ""]
 
