@@ -63,10 +63,7 @@ impl NetworkSettings {
         );
         let recorded = settings.as_ref().map(|s| &s["weights"]);
         let weights = match (weights_override, recorded) {
-            (Some("random"), _) => WeightsSource::Random {
-                seed: config.featurizer.seed,
-            },
-            (Some(path), _) => WeightsSource::File(PathBuf::from(path)),
+            (Some(text), _) => WeightsSource::parse(text, config.featurizer.seed),
             (None, Some(w)) if w["random_seed"].is_u64() => WeightsSource::Random {
                 seed: w["random_seed"].as_u64().unwrap_or_default(),
             },
@@ -85,10 +82,7 @@ impl NetworkSettings {
                 }
                 WeightsSource::File(path)
             }
-            (None, None) if config.paths.weights == "random" => WeightsSource::Random {
-                seed: config.featurizer.seed,
-            },
-            (None, None) => WeightsSource::File(PathBuf::from(&config.paths.weights)),
+            (None, None) => WeightsSource::parse(&config.paths.weights, config.featurizer.seed),
         };
         Ok(Self {
             weights,

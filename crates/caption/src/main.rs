@@ -69,9 +69,7 @@ fn run() -> anyhow::Result<ExitCode> {
         network: caption::NetworkSettings::resolve(&config, cli.weights.as_deref())?,
         beam: BeamConfig {
             beam_size: cli.beam_size.unwrap_or(config.evaluator.beam_size).max(1),
-            max_len: config.evaluator.max_len,
-            length_alpha: config.evaluator.length_alpha,
-            suppress_unk: config.evaluator.suppress_unk,
+            ..BeamConfig::from_config(&config.evaluator)
         },
         batch_size: config.featurizer.batch_size,
     };

@@ -40,6 +40,16 @@ struct Beam {
 }
 
 impl BeamConfig {
+    /// The `[evaluator]` settings (shared by the evaluator and `caption`).
+    pub fn from_config(config: &contracts::config::EvaluatorConfig) -> Self {
+        Self {
+            beam_size: config.beam_size.max(1),
+            max_len: config.max_len,
+            length_alpha: config.length_alpha,
+            suppress_unk: config.suppress_unk,
+        }
+    }
+
     fn rank(&self, hypothesis: &Hypothesis, ended: bool) -> f64 {
         let length = (hypothesis.tokens.len() + usize::from(ended)).max(1) as f64;
         hypothesis.log_prob as f64 / length.powf(self.length_alpha)

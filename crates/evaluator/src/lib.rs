@@ -85,12 +85,7 @@ fn evaluate<B: Backend>(
     let images: Vec<String> = references.keys().cloned().collect();
     let features = decode::load_features(&work_dir.join(FEATURES_DIR), &images)?;
 
-    let beam = BeamConfig {
-        beam_size: config.beam_size.max(1),
-        max_len: config.max_len,
-        length_alpha: config.length_alpha,
-        suppress_unk: config.suppress_unk,
-    };
+    let beam = BeamConfig::from_config(config);
     let decoder_name = if beam.beam_size == 1 {
         "greedy".to_string()
     } else {

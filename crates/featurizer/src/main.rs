@@ -69,12 +69,7 @@ fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let config = cli.common.load()?;
     let settings = config.featurizer;
-    let weights = match cli.weights.unwrap_or(config.paths.weights).as_str() {
-        "random" => WeightsSource::Random {
-            seed: settings.seed,
-        },
-        path => WeightsSource::File(PathBuf::from(path)),
-    };
+    let weights = WeightsSource::parse(&cli.weights.unwrap_or(config.paths.weights), settings.seed);
     let device = DeviceKind::parse(cli.device.as_deref().unwrap_or(&settings.device))
         .map_err(anyhow::Error::msg)?;
     let options = featurizer::Options {

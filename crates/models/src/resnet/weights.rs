@@ -42,6 +42,16 @@ pub enum WeightsSource {
     File(PathBuf),
 }
 
+impl WeightsSource {
+    /// A `paths.weights` / `--weights` value: `random` (seeded with `seed`) or a file path.
+    pub fn parse(text: &str, seed: u64) -> Self {
+        match text {
+            "random" => Self::Random { seed },
+            path => Self::File(PathBuf::from(path)),
+        }
+    }
+}
+
 impl fmt::Display for WeightsSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
