@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use contracts::tables::{read_captions, read_predictions};
-use imagecaptioning::{describe, run, run_ok, tempdir};
+use imagecaptioning::{check_with_pyarrow, describe, run, run_ok, tempdir};
 
 /// One trained work dir shared by the tests of this file (training is the slow part).
 fn trained() -> &'static Path {
@@ -101,13 +101,7 @@ fn evaluation_writes_predictions_metrics_and_a_self_contained_report() {
     );
     assert!(html.contains(&predictions[0].caption.replace('&', "&amp;")));
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(work.join("eval/predictions.parquet"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", describe(&out));
+    check_with_pyarrow(&work, &[Path::new("eval/predictions.parquet")]);
 }
 
 #[test]

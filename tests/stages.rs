@@ -2,11 +2,10 @@
 //! made by scripts/make_flickr8k_fixtures.py) and on generated synthetic data.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use contracts::Split;
 use contracts::tables::{read_captions, read_tokens, read_vocab};
-use imagecaptioning::{describe, files_under, run, run_ok, tempdir};
+use imagecaptioning::{check_with_pyarrow, describe, files_under, run, run_ok, tempdir};
 
 fn fixture(layout: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -302,20 +301,12 @@ fn synth_clean_tokenize_end_to_end_and_pyarrow_reads_the_contracts() {
         )
         .unwrap();
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .args([
-            "work/captions.parquet",
-            "work/vocab.parquet",
-            "work/tokens.parquet",
-        ])
-        .current_dir(cwd)
-        .output()
-        .expect("python3 runs (make test installs pyarrow)");
-    assert!(
-        out.status.success(),
-        "pyarrow interop failed:\n{}",
-        describe(&out)
+    check_with_pyarrow(
+        cwd,
+        &[
+            Path::new("work/captions.parquet"),
+            Path::new("work/vocab.parquet"),
+            Path::new("work/tokens.parquet"),
+        ],
     );
 }

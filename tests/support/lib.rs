@@ -82,6 +82,24 @@ pub fn files_under(dir: &Path) -> Vec<String> {
     out
 }
 
+/// Opens Parquet files (or a features directory) with pyarrow through `tests/interop.py`,
+/// which checks the contract schemas and provenance metadata; panics with its output on
+/// failure. `make test` installs pyarrow.
+pub fn check_with_pyarrow(cwd: &Path, paths: &[&Path]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(paths)
+        .current_dir(cwd)
+        .output()
+        .expect("python3 runs (make test installs pyarrow)");
+    assert!(
+        out.status.success(),
+        "pyarrow interop failed:\n{}",
+        describe(&out)
+    );
+}
+
 /// A fresh temporary directory.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
