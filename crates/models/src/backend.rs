@@ -35,6 +35,14 @@ impl DeviceKind {
     }
 }
 
+/// Whether `B` is the CPU backend, whose tensors live in host memory: there a kernel may take
+/// a tensor's data (`into_data`, no copy for an unshared contiguous tensor), work on the slice
+/// and hand it back (`from_data`, no copy either), which fuses several single-threaded tensor
+/// operations into one multi-threaded pass. On a GPU backend that would mean two transfers.
+pub fn is_host<B: Backend>() -> bool {
+    std::any::TypeId::of::<B>() == std::any::TypeId::of::<Cpu>()
+}
+
 /// Work that can run on any backend.
 pub trait BackendTask {
     type Output;
@@ -55,6 +63,12 @@ pub fn run_on<T: BackendTask>(kind: DeviceKind, task: T) -> T::Output {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_cpu_backend_is_host() {
+        assert!(is_host::<Cpu>());
+        assert!(!is_host::<burn::backend::Autodiff<Cpu>>());
+    }
 
     #[test]
     fn cpu_parses_and_unknown_names_are_refused() {

@@ -4,12 +4,14 @@
 //! (loss and greedy BLEU-4 on the val split), keeps the best and the last checkpoint, and can
 //! resume after a crash with the same result as an uninterrupted run.
 //!
+//! - [`adam`]: the optimizer, fused on the CPU.
 //! - [`data`]: reading and checking the inputs, length-bucketed batches.
 //! - [`train`]: the training loop.
 //! - [`checkpoint`]: the trainer state, the model directory, resume checks.
 //! - [`report`]: `metrics.csv` and `loss.svg`.
 //! - [`bench`](mod@bench): training throughput on Flickr8k-sized random data (`cargo bench -p trainer`).
 
+pub mod adam;
 pub mod bench;
 pub mod checkpoint;
 pub mod data;

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail, ensure};
 use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use contracts::PipelineConfig;
@@ -25,6 +25,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tracing::{info, warn};
 
+use crate::adam::Adam;
 use crate::checkpoint::{
     CONFIG_FILE, EpochMetrics, TRAINED_FILE, TrainerState, check_resumable, clear_model_dir,
     epoch_seed, init_seed, trained_info,
@@ -75,10 +76,10 @@ pub fn model_config(config: &PipelineConfig, vocab_size: usize) -> CaptionModelC
     }
 }
 
-/// Adam as PyTorch configures it, with `trainer.adam_epsilon`; clipping is global (see
+/// Adam as PyTorch computes it, with `trainer.adam_epsilon`; clipping is global (see
 /// [`clip_global_norm`]), not burn's per-tensor clipping.
-pub fn adam(trainer: &TrainerConfig) -> AdamConfig {
-    AdamConfig::new().with_epsilon(trainer.adam_epsilon as f32)
+pub fn adam(trainer: &TrainerConfig) -> Adam {
+    Adam::new(trainer.adam_epsilon as f32)
 }
 
 /// Refuses settings the loop cannot run with, naming the key.
