@@ -18,7 +18,9 @@
 
 mod batch;
 pub mod beam;
+mod cross_entropy;
 mod error;
+mod fused_lstm;
 mod lstm;
 pub mod model;
 pub mod search;
@@ -29,7 +31,8 @@ pub mod training;
 pub use batch::TeacherBatch;
 pub use beam::{BeamConfig, Hypothesis, beam_search};
 pub use error::DecoderError;
-pub use lstm::{Lstm, LstmGrads, LstmState, SequenceRun};
+pub use fused_lstm::FusedRun;
+pub use lstm::{Lstm, LstmGrads, LstmState, SequenceRun, TensorRun};
 pub use model::{CaptionModel, CaptionModelConfig, DecodeState};
 pub use search::greedy;
 pub use stats::{FeatureStats, MIN_STD};

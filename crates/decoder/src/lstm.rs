@@ -7,8 +7,10 @@
 //! square of the caption length. [`Lstm::run_sequence`] and [`Lstm::backward_sequence`] run
 //! the sequence on a plain backend instead: the input side of all steps is one batched
 //! product, each step one recurrent product (forward and backward), and the weight and input
-//! gradients are single products over all steps. Per-step tensors are feature-major
-//! (`[features, batch]`), so each gate block is a contiguous slice. [`Lstm::step`] and
+//! gradients are single products over all steps. On the CPU backend the gate arithmetic runs
+//! fused over host memory ([`crate::fused_lstm`]); elsewhere as tensor operations on
+//! feature-major per-step tensors (`[features, batch]`, so each gate block is a contiguous
+//! slice). [`Lstm::step`] and
 //! [`Lstm::forward_after`] compute the same function with plain burn operations (decoding, and
 //! the reference the tests compare against).
 
@@ -16,6 +18,9 @@ use burn::module::{Module, Param};
 use burn::tensor::Tensor;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
+use models::backend::is_host;
+
+use crate::fused_lstm::{self, FusedRun};
 
 /// The LSTM's weights; gate blocks are ordered input, forget, output, candidate (`i f o g`),
 /// so the three sigmoid gates are one contiguous slice.
@@ -122,10 +127,17 @@ impl<B: Backend> Lstm<B> {
     }
 }
 
-/// Activations of [`Lstm::run_sequence`] kept for [`Lstm::backward_sequence`]. Per-step
-/// tensors are feature-major, `[features, batch]`.
+/// Activations of [`Lstm::run_sequence`] kept for [`Lstm::backward_sequence`].
 #[derive(Debug, Clone)]
-pub struct SequenceRun<B: Backend> {
+pub enum SequenceRun<B: Backend> {
+    Tensors(TensorRun<B>),
+    Fused(FusedRun<B>),
+}
+
+/// Activations of the tensor-operation path. Per-step tensors are feature-major,
+/// `[features, batch]`.
+#[derive(Debug, Clone)]
+pub struct TensorRun<B: Backend> {
     /// `[steps, batch, input_dim]`: the inputs, batch-major as given.
     inputs: Tensor<B, 3>,
     /// `[hidden_dim, steps * batch]`: every step's hidden state side by side (column
@@ -169,6 +181,30 @@ impl<B: Backend> Lstm<B> {
         inputs: Tensor<B, 3>,
         keep: bool,
     ) -> (Tensor<B, 3>, Option<SequenceRun<B>>) {
+        if is_host::<B>() {
+            let (output, run) = fused_lstm::run(self, inputs, keep);
+            (output, run.map(SequenceRun::Fused))
+        } else {
+            let (output, run) = self.run_tensors(inputs, keep);
+            (output, run.map(SequenceRun::Tensors))
+        }
+    }
+
+    /// Backpropagation through time of a [`Self::run_sequence`] run, given the gradient of
+    /// the loss with respect to every step's hidden state (`[steps, batch, hidden_dim]`).
+    pub fn backward_sequence(&self, run: SequenceRun<B>, d_hidden: Tensor<B, 3>) -> LstmGrads<B> {
+        match run {
+            SequenceRun::Fused(run) => fused_lstm::backward(self, run, d_hidden),
+            SequenceRun::Tensors(run) => self.backward_tensors(run, d_hidden),
+        }
+    }
+
+    /// [`Self::run_sequence`] as tensor operations, for any backend.
+    pub(crate) fn run_tensors(
+        &self,
+        inputs: Tensor<B, 3>,
+        keep: bool,
+    ) -> (Tensor<B, 3>, Option<TensorRun<B>>) {
         let [steps, batch, input_dim] = inputs.dims();
         let hidden_dim = self.hidden_dim();
         // [steps, 4 * hidden, batch]: the input side of every step, one batched product of
@@ -186,7 +222,7 @@ impl<B: Backend> Lstm<B> {
         let mut hidden: Option<Tensor<B, 2>> = None;
         let mut cell: Option<Tensor<B, 2>> = None;
         let mut outputs = Vec::with_capacity(steps);
-        let mut run = SequenceRun {
+        let mut run = TensorRun {
             inputs: Tensor::empty([0, 0, 0], &inputs.device()),
             hidden: Tensor::empty([0, 0], &inputs.device()),
             gates: Vec::new(),
@@ -240,9 +276,12 @@ impl<B: Backend> Lstm<B> {
         (output, Some(run))
     }
 
-    /// Backpropagation through time of a [`Self::run_sequence`] run, given the gradient of
-    /// the loss with respect to every step's hidden state (`[steps, batch, hidden_dim]`).
-    pub fn backward_sequence(&self, run: SequenceRun<B>, d_hidden: Tensor<B, 3>) -> LstmGrads<B> {
+    /// [`Self::backward_sequence`] of a [`Self::run_tensors`] run.
+    pub(crate) fn backward_tensors(
+        &self,
+        run: TensorRun<B>,
+        d_hidden: Tensor<B, 3>,
+    ) -> LstmGrads<B> {
         let [steps, batch, hidden_dim] = d_hidden.dims();
         let input_dim = self.input_dim();
         // [steps, hidden, batch], feature-major like the run.

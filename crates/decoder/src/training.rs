@@ -4,8 +4,9 @@
 //! The output layer's logits are `[tokens, vocab]` (26 MB for a Flickr8k batch); under autodiff
 //! softmax, cross-entropy and their gradients allocate and fill several tensors of that size.
 //! Here the gradient of the mean cross-entropy with respect to the logits is formed directly,
-//! `G = (softmax(logits) - onehot(target)) / tokens`, in place on the plain backend, and the
-//! output layer's gradients follow from it in three matrix products. The LSTM's backward pass is
+//! `G = (softmax(logits) - onehot(target)) / tokens`, on the plain backend
+//! ([`crate::cross_entropy`]), and the output layer's gradients follow from it in matrix
+//! products. The LSTM's backward pass is
 //! [`Lstm::backward_sequence`](crate::Lstm::backward_sequence).
 //!
 //! The two halves are joined by a surrogate: with `dX` the gradient of the loss with respect to
@@ -21,6 +22,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{IndexingUpdateOp, Int, Tensor};
 use rand::RngCore;
 
+use crate::cross_entropy::{CrossEntropy, Logits, cross_entropy};
 use crate::model::{CaptionModel, dropout, dropout_mask};
 use crate::{TeacherBatch, lstm::contiguous};
 
@@ -48,74 +50,38 @@ pub(crate) fn head<B: Backend>(
     row_captions: Option<&Tensor<B, 1, Int>>,
     want_grads: bool,
 ) -> (Tensor<B, 1>, Option<HeadGrads<B>>) {
-    let [tokens, _] = hidden.dims();
-    // [tokens, vocab]
-    let mut logits = output.forward(hidden.clone());
-    let vocab = logits.dims()[1];
+    let vocab = output.weight.dims()[1];
     let image_part = output_image.zip(image);
-    if let Some((layer, image)) = &image_part {
+    let logits = Logits {
+        // [tokens, vocab]
+        hidden_part: hidden.clone().matmul(output.weight.val()),
+        bias: match &output.bias {
+            Some(bias) => bias.val(),
+            None => Tensor::zeros([vocab], &hidden.device()),
+        },
         // [batch, vocab]: once per caption.
-        let image_logits = layer.forward(image.clone());
-        let batch = image_logits.dims()[0];
-        logits = match row_captions {
-            Some(index) => logits + image_logits.select(0, index.clone()),
-            // [steps, batch * vocab] + [1, batch * vocab]: one row per step, broadcast.
-            None => (logits.reshape([tokens / batch, batch * vocab])
-                + image_logits.reshape([1, batch * vocab]))
-            .reshape([tokens, vocab]),
-        };
-    }
-    let targets = targets.reshape([tokens, 1]);
-    // [tokens, 1]: the shift keeps exp() finite and cancels out of the loss.
-    let max = logits.clone().detach().max_dim(1);
-    let shifted = logits - max;
-    let picked = shifted.clone().gather(1, targets.clone());
-    // Each step below consumes its input, so the backend may work in place.
-    let exp = shifted.exp();
-    let sum = exp.clone().sum_dim(1);
-    let loss = (sum.clone().log() - picked).mean();
-    if !want_grads {
+        image_part: image_part
+            .as_ref()
+            .map(|(layer, image)| layer.forward(image.clone())),
+        row_captions: row_captions.cloned(),
+        targets,
+    };
+    let CrossEntropy { loss, grads } = cross_entropy(logits, want_grads);
+    let Some(d) = grads else {
         return (loss, None);
-    }
-    let scale = 1.0 / tokens as f64;
-    // [tokens, vocab]: d loss / d logits = (softmax - onehot) / tokens.
-    let minus = Tensor::<B, 2>::full([tokens, 1], -scale, &exp.device());
-    let d_logits =
-        (exp / sum.mul_scalar(tokens as f64)).scatter(1, targets, minus, IndexingUpdateOp::Add);
-    let output_weight = hidden.transpose().matmul(d_logits.clone());
-    let output_bias = d_logits.clone().sum_dim(0).reshape([vocab]);
-    let d_hidden = d_logits.clone().matmul(output.weight.val().transpose());
-    let (image_weight, d_image) =
-        match image_part {
-            Some((layer, image)) => {
-                let batch = image.dims()[0];
-                // [batch, vocab]: the image part's logits were shared by each caption's rows.
-                let d_image_logits =
-                    match row_captions {
-                        Some(index) => Tensor::zeros([batch, vocab], &image.device())
-                            .select_assign(0, index.clone(), d_logits, IndexingUpdateOp::Add),
-                        // The sum over steps as a product with ones: a reduction along the outer
-                        // dimension of a [steps, batch * vocab] tensor is a slow strided walk.
-                        None => {
-                            let steps = tokens / batch;
-                            Tensor::<B, 2>::ones([1, steps], &d_logits.device())
-                                .matmul(d_logits.reshape([steps, batch * vocab]))
-                                .reshape([batch, vocab])
-                        }
-                    };
-                let d_image = d_image_logits
-                    .clone()
-                    .matmul(layer.weight.val().transpose());
-                (
-                    Some(image.transpose().matmul(d_image_logits)),
-                    Some(d_image),
-                )
-            }
-            None => (None, None),
-        };
+    };
+    let output_weight = hidden.transpose().matmul(d.logits.clone());
+    let d_hidden = d.logits.matmul(output.weight.val().transpose());
+    let (image_weight, d_image) = match (image_part, d.image_part) {
+        (Some((layer, image)), Some(d_image_logits)) => (
+            Some(image.transpose().matmul(d_image_logits.clone())),
+            Some(d_image_logits.matmul(layer.weight.val().transpose())),
+        ),
+        _ => (None, None),
+    };
     let grads = HeadGrads {
         output_weight,
-        output_bias,
+        output_bias: d.bias,
         image_weight,
         hidden: d_hidden,
         image: d_image,
