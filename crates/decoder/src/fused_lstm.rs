@@ -206,3 +206,47 @@ pub(crate) fn backward<B: Backend>(
         inputs: d_inputs.reshape([steps, batch, input_dim]),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::Param;
+    use burn::tensor::Distribution;
+    use models::backend::Cpu;
+
+    fn random<const D: usize>(shape: [usize; D]) -> Tensor<Cpu, D> {
+        Tensor::random(shape, Distribution::Normal(0.0, 0.5), &Default::default())
+    }
+
+    fn assert_close<const D: usize>(name: &str, a: Tensor<Cpu, D>, b: Tensor<Cpu, D>) {
+        assert_eq!(a.dims(), b.dims(), "{name}");
+        let (a, b) = (host_vec(a), host_vec(b));
+        let scale = b.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        assert!(scale > 0.0, "{name} is all zeros");
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!((x - y).abs() <= 1e-5 * scale, "{name}[{i}]: {x} vs {y}");
+        }
+    }
+
+    /// The fused pass against the tensor-operation path the other backends run.
+    #[test]
+    fn fused_run_and_backward_match_tensor_operations() {
+        let (steps, batch, input, hidden) = (5, 3, 7, 6);
+        let lstm = Lstm::<Cpu> {
+            input_weight: Param::from_tensor(random([input, 4 * hidden])),
+            hidden_weight: Param::from_tensor(random([hidden, 4 * hidden])),
+            bias: Param::from_tensor(random([4 * hidden])),
+        };
+        let inputs = random([steps, batch, input]);
+        let d_hidden = random([steps, batch, hidden]);
+        let (fused_out, fused_run) = run(&lstm, inputs.clone(), true);
+        let (tensor_out, tensor_run) = lstm.run_tensors(inputs, true);
+        assert_close("hidden states", fused_out, tensor_out);
+        let fused = backward(&lstm, fused_run.unwrap(), d_hidden.clone());
+        let reference = lstm.backward_tensors(tensor_run.unwrap(), d_hidden);
+        assert_close("input_weight", fused.input_weight, reference.input_weight);
+        assert_close("hidden_weight", fused.hidden_weight, reference.hidden_weight);
+        assert_close("bias", fused.bias, reference.bias);
+        assert_close("inputs", fused.inputs, reference.inputs);
+    }
+}
