@@ -17,8 +17,8 @@ const COLUMN_BLOCK: usize = 256;
 
 /// The output layer's logits before their additive terms.
 pub(crate) struct Logits<B: Backend> {
-    /// `[tokens, vocab]`: the LSTM part, without the bias.
-    pub hidden_part: Tensor<B, 2>,
+    /// `[tokens, vocab]`: the LSTM part, without the bias, in blocks of consecutive rows.
+    pub hidden_part: Vec<Tensor<B, 2>>,
     /// `[vocab]`
     pub bias: Tensor<B, 1>,
     /// `[batch, vocab]`: the image part of each caption (merge model), added to its rows.
@@ -67,10 +67,23 @@ fn row_captions<B: Backend>(logits: &Logits<B>, tokens: usize, batch: usize) -> 
     }
 }
 
+/// Row blocks as one buffer (no copy for a single block).
+fn join_rows<B: Backend>(mut blocks: Vec<Tensor<B, 2>>, shape: [usize; 2]) -> TensorData {
+    if blocks.len() == 1 {
+        return blocks.remove(0).into_data();
+    }
+    let mut values = Vec::with_capacity(shape[0] * shape[1]);
+    for block in blocks {
+        values.extend_from_slice(block.into_data().as_slice::<f32>().expect("f32 logits"));
+    }
+    TensorData::new(values, shape)
+}
+
 /// The CPU path: one parallel pass over the rows, one over column blocks.
 fn fused<B: Backend>(logits: Logits<B>, want_grads: bool) -> CrossEntropy<B> {
-    let device = logits.hidden_part.device();
-    let [tokens, vocab] = logits.hidden_part.dims();
+    let device = logits.bias.device();
+    let vocab = logits.bias.dims()[0];
+    let tokens = logits.targets.dims()[0];
     let batch = logits.image_part.as_ref().map_or(1, |t| t.dims()[0]);
     let captions = row_captions(&logits, tokens, batch);
     let targets: Vec<usize> = logits
@@ -85,7 +98,7 @@ fn fused<B: Backend>(logits: Logits<B>, want_grads: bool) -> CrossEntropy<B> {
     let image = image
         .as_ref()
         .map(|d| d.as_slice::<f32>().expect("f32 logits"));
-    let mut data = logits.hidden_part.into_data();
+    let mut data = join_rows(logits.hidden_part, [tokens, vocab]);
     let values = data.as_mut_slice::<f32>().expect("f32 logits");
 
     let scale = 1.0 / tokens as f32;
@@ -176,8 +189,8 @@ fn fused<B: Backend>(logits: Logits<B>, want_grads: bool) -> CrossEntropy<B> {
 
 /// The same computation as tensor operations, for any backend.
 fn tensor_ops<B: Backend>(logits: Logits<B>, want_grads: bool) -> CrossEntropy<B> {
-    let [tokens, vocab] = logits.hidden_part.dims();
-    let mut values = logits.hidden_part + logits.bias.unsqueeze_dim(0);
+    let mut values = Tensor::cat(logits.hidden_part, 0) + logits.bias.unsqueeze_dim(0);
+    let [tokens, vocab] = values.dims();
     if let Some(image) = &logits.image_part {
         let batch = image.dims()[0];
         values = match &logits.row_captions {
@@ -249,7 +262,11 @@ mod tests {
         let normal = Distribution::Normal(0.0, 3.0);
         let (tokens, batch, vocab) = (6, 3, 700);
         Logits {
-            hidden_part: Tensor::random([tokens, vocab], normal, &device),
+            // Two blocks, as the training head cuts long batches.
+            hidden_part: vec![
+                Tensor::random([4, vocab], normal, &device),
+                Tensor::random([tokens - 4, vocab], normal, &device),
+            ],
             bias: Tensor::random([vocab], normal, &device),
             image_part: with_image.then(|| Tensor::random([batch, vocab], normal, &device)),
             row_captions: indexed.then(|| ints(&[0, 2, 1, 2, 0, 0], &device)),

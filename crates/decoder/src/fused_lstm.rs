@@ -17,7 +17,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
-use crate::lstm::{Lstm, LstmGrads};
+use crate::lstm::{Lstm, LstmGrads, contiguous};
 
 /// Activations of [`run`] kept for [`backward`].
 #[derive(Debug, Clone)]
@@ -53,6 +53,18 @@ fn to_tensor<B: Backend, const D: usize>(
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
+/// Row-major `values` with rows of `columns` values, transposed.
+fn transposed(values: &[f32], columns: usize) -> Vec<f32> {
+    let rows = values.len() / columns;
+    let mut out = vec![0.0f32; values.len()];
+    for (r, row) in values.chunks_exact(columns).enumerate() {
+        for (c, &value) in row.iter().enumerate() {
+            out[c * rows + r] = value;
+        }
+    }
+    out
+}
+
 /// Runs `inputs` (`[steps, batch, input_dim]`) from the zero state; returns every step's
 /// hidden state `[steps, batch, hidden]` and, with `keep`, the activations for [`backward`].
 pub(crate) fn run<B: Backend>(
@@ -72,16 +84,22 @@ pub(crate) fn run<B: Backend>(
             .matmul(lstm.input_weight.val()),
     );
     let bias = host_vec(lstm.bias.val());
-    let hidden_weight = lstm.hidden_weight.val();
+    // [4H, H], contiguous: with the weights on the left and the state as `[H, batch]`, the
+    // recurrent product runs about twice as fast as `[batch, H] x [H, 4H]` here.
+    let hidden_weight_t = contiguous(lstm.hidden_weight.val().transpose());
     let mut cell = vec![0.0f32; steps * batch * h];
     let mut tanh_cell = vec![0.0f32; steps * batch * h];
     let mut hidden = vec![0.0f32; steps * batch * h];
     for t in 0..steps {
         let rows = t * batch..(t + 1) * batch;
-        // [batch, 4H]: the recurrent side, zero at the first step.
+        // [4H, batch]: the recurrent side, zero at the first step.
         let recurrent = (t > 0).then(|| {
-            let previous = hidden[(t - 1) * batch * h..t * batch * h].to_vec();
-            host_vec(to_tensor::<B, 2>(previous, [batch, h], &device).matmul(hidden_weight.clone()))
+            let previous = transposed(&hidden[(t - 1) * batch * h..t * batch * h], h);
+            host_vec(
+                hidden_weight_t
+                    .clone()
+                    .matmul(to_tensor(previous, [h, batch], &device)),
+            )
         });
         let (done, now) = cell.split_at_mut(rows.start * h);
         let previous_cell = (t > 0).then(|| &done[(t - 1) * batch * h..]);
@@ -93,7 +111,7 @@ pub(crate) fn run<B: Backend>(
             .enumerate()
             .for_each(|(b, (((pre, c), tc), out))| {
                 if let Some(recurrent) = &recurrent {
-                    for (p, r) in pre.iter_mut().zip(&recurrent[b * g..(b + 1) * g]) {
+                    for (p, r) in pre.iter_mut().zip(recurrent[b..].iter().step_by(batch)) {
                         *p += r;
                     }
                 }
@@ -138,8 +156,8 @@ pub(crate) fn backward<B: Backend>(
     let input_dim = lstm.input_dim();
     let device = d_hidden.device();
     let d_hidden = host_vec(d_hidden);
-    // [4H, H]: for d_h(t-1) = d_pre(t) W_hh^T.
-    let hidden_weight_t = lstm.hidden_weight.val().transpose();
+    // [H, 4H]: d_h(t-1) = W_hh d_pre(t), as `[H, batch]` (the faster orientation, as above).
+    let hidden_weight = lstm.hidden_weight.val();
     let mut d_pre = vec![0.0f32; steps * batch * g];
     let mut d_cell_next = vec![0.0f32; batch * h];
     let mut d_hidden_next: Option<Vec<f32>> = None;
@@ -159,7 +177,8 @@ pub(crate) fn backward<B: Backend>(
                     let (i, f, o) = (gates[j], gates[h + j], gates[2 * h + j]);
                     let candidate = gates[3 * h + j];
                     let tc = tanh_cell[j];
-                    let d_h = d_h_here[j] + d_hidden_next.as_ref().map_or(0.0, |n| n[b * h + j]);
+                    let d_h =
+                        d_h_here[j] + d_hidden_next.as_ref().map_or(0.0, |n| n[j * batch + b]);
                     // h = o tanh(c_t);  c_t = f c_(t-1) + i g
                     let d_cell = d_h * o * (1.0 - tc * tc) + d_cell_next[j];
                     let previous = previous_cell.map_or(0.0, |p| p[b * h + j]);
@@ -172,8 +191,12 @@ pub(crate) fn backward<B: Backend>(
                 }
             });
         d_hidden_next = (t > 0).then(|| {
-            let step = d_pre[rows.start * g..rows.end * g].to_vec();
-            host_vec(to_tensor::<B, 2>(step, [batch, g], &device).matmul(hidden_weight_t.clone()))
+            let step = transposed(&d_pre[rows.start * g..rows.end * g], g);
+            host_vec(
+                hidden_weight
+                    .clone()
+                    .matmul(to_tensor(step, [g, batch], &device)),
+            )
         });
     }
     let mut bias = vec![0.0f32; g];
@@ -245,7 +268,11 @@ mod tests {
         let fused = backward(&lstm, fused_run.unwrap(), d_hidden.clone());
         let reference = lstm.backward_tensors(tensor_run.unwrap(), d_hidden);
         assert_close("input_weight", fused.input_weight, reference.input_weight);
-        assert_close("hidden_weight", fused.hidden_weight, reference.hidden_weight);
+        assert_close(
+            "hidden_weight",
+            fused.hidden_weight,
+            reference.hidden_weight,
+        );
         assert_close("bias", fused.bias, reference.bias);
         assert_close("inputs", fused.inputs, reference.inputs);
     }

@@ -20,7 +20,10 @@ use burn::nn::Linear;
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{IndexingUpdateOp, Int, Tensor};
+use models::backend::is_host;
 use rand::RngCore;
+use rayon::prelude::*;
+use std::ops::Range;
 
 use crate::cross_entropy::{CrossEntropy, Logits, cross_entropy};
 use crate::model::{CaptionModel, dropout, dropout_mask};
@@ -35,6 +38,25 @@ pub(crate) struct HeadGrads<B: Backend> {
     pub hidden: Tensor<B, 2>,
     /// `[batch, embed]`
     pub image: Option<Tensor<B, 2>>,
+}
+
+/// Rows per block of the logits product on the CPU: gemm multiplies `[736, 512] x [512, 8000]`
+/// at 230 GFLOP/s here in one call, at 300-370 GFLOP/s as two concurrent halves.
+const LOGIT_BLOCK_ROWS: usize = 384;
+
+/// `hidden`'s rows cut into near-equal blocks of at most [`LOGIT_BLOCK_ROWS`] on the CPU, one
+/// block elsewhere.
+fn row_blocks<B: Backend>(hidden: &Tensor<B, 2>) -> Vec<Range<usize>> {
+    let rows = hidden.dims()[0];
+    let blocks = if is_host::<B>() {
+        rows.div_ceil(LOGIT_BLOCK_ROWS).max(1)
+    } else {
+        1
+    };
+    let size = rows.div_ceil(blocks);
+    (0..blocks)
+        .map(|i| i * size..((i + 1) * size).min(rows))
+        .collect()
 }
 
 /// The output layer and mean cross-entropy over `hidden` rows (`[tokens, hidden]`, their
@@ -53,8 +75,16 @@ pub(crate) fn head<B: Backend>(
     let vocab = output.weight.dims()[1];
     let image_part = output_image.zip(image);
     let logits = Logits {
-        // [tokens, vocab]
-        hidden_part: hidden.clone().matmul(output.weight.val()),
+        // [tokens, vocab] in blocks of rows.
+        hidden_part: row_blocks::<B>(&hidden)
+            .into_par_iter()
+            .map(|rows| {
+                hidden
+                    .clone()
+                    .narrow(0, rows.start, rows.len())
+                    .matmul(output.weight.val())
+            })
+            .collect(),
         bias: match &output.bias {
             Some(bias) => bias.val(),
             None => Tensor::zeros([vocab], &hidden.device()),
@@ -180,4 +210,22 @@ pub fn loss_and_grads<B: AutodiffBackend>(
         grads.register(layer.weight.id, weight);
     }
     (loss, grads)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use models::backend::Cpu;
+
+    fn blocks(rows: usize) -> Vec<Range<usize>> {
+        row_blocks::<Cpu>(&Tensor::zeros([rows, 1], &Default::default()))
+    }
+
+    #[test]
+    fn row_blocks_cover_every_row_once_in_near_equal_blocks() {
+        assert_eq!(blocks(1), vec![0..1]);
+        assert_eq!(blocks(LOGIT_BLOCK_ROWS), vec![0..LOGIT_BLOCK_ROWS]);
+        assert_eq!(blocks(736), vec![0..368, 368..736]);
+        assert_eq!(blocks(1000), vec![0..334, 334..668, 668..1000]);
+    }
 }
