@@ -11,6 +11,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
 use models::backend::is_host;
 use rayon::prelude::*;
+use wide::f32x8;
 
 /// Vocabulary columns per work item of the column sums.
 const COLUMN_BLOCK: usize = 256;
@@ -67,6 +68,25 @@ fn row_captions<B: Backend>(logits: &Logits<B>, tokens: usize, batch: usize) -> 
     }
 }
 
+/// Replaces each value `x` of `row` by `exp(x - max)` and returns their sum, eight lanes at
+/// a time (with libm's scalar `expf` the fused pass took 18.5 ms a batch here, with this 15).
+fn exp_shifted(row: &mut [f32], max: f32) -> f32 {
+    let (lanes, rest) = row.as_chunks_mut::<8>();
+    let shift = f32x8::splat(max);
+    let mut sums = f32x8::ZERO;
+    for chunk in lanes {
+        let exp = (f32x8::new(*chunk) - shift).exp();
+        *chunk = exp.to_array();
+        sums += exp;
+    }
+    let mut sum = sums.reduce_add();
+    for value in rest {
+        *value = (*value - max).exp();
+        sum += *value;
+    }
+    sum
+}
+
 /// Row blocks as one buffer (no copy for a single block).
 fn join_rows<B: Backend>(mut blocks: Vec<Tensor<B, 2>>, shape: [usize; 2]) -> TensorData {
     if blocks.len() == 1 {
@@ -119,11 +139,7 @@ fn fused<B: Backend>(logits: Logits<B>, want_grads: bool) -> CrossEntropy<B> {
             }
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let picked = row[target] - max;
-            let mut sum = 0.0f32;
-            for value in row.iter_mut() {
-                *value = (*value - max).exp();
-                sum += *value;
-            }
+            let sum = exp_shifted(row, max);
             if want_grads {
                 let factor = scale / sum;
                 for value in row.iter_mut() {
