@@ -20,9 +20,10 @@ use contracts::tables::FEATURE_DIM;
 use decoder::training::loss_and_grads;
 use decoder::{CaptionModel, CaptionModelConfig, FeatureStats, SPECIALS, TeacherBatch, greedy};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use models::backend::BackendTask;
+use models::backend::{BackendTask, is_host};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use tracing::{info, warn};
 
 use crate::adam::Adam;
@@ -122,19 +123,15 @@ pub fn clip_global_norm<B: AutodiffBackend>(
     max_norm: f64,
 ) -> f64 {
     struct SquaredNorm<'a> {
-        grads: &'a GradientsParams,
+        grads: &'a mut GradientsParams,
         total: f64,
     }
     impl<B: AutodiffBackend> ModuleVisitor<B> for SquaredNorm<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            if let Some(grad) = self.grads.get::<B::InnerBackend, D>(param.id) {
-                // Row sums first: a whole-tensor sum of millions of values is split across
-                // threads unpredictably, and clipping must be bit-for-bit reproducible.
-                let dims = grad.dims();
-                let rows = dims[0];
-                let n: usize = dims.iter().product();
-                let squares = grad.reshape([rows, n / rows]).square().sum_dim(1);
-                self.total += squares.sum().into_scalar().elem::<f64>();
+            if let Some(grad) = self.grads.remove::<B::InnerBackend, D>(param.id) {
+                let (squares, grad) = squared_sum(grad);
+                self.total += squares;
+                self.grads.register(param.id, grad);
             }
         }
     }
@@ -145,7 +142,7 @@ pub fn clip_global_norm<B: AutodiffBackend>(
     impl<B: AutodiffBackend> ModuleVisitor<B> for Scale<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
             if let Some(grad) = self.grads.remove::<B::InnerBackend, D>(param.id) {
-                self.grads.register(param.id, grad.mul_scalar(self.factor));
+                self.grads.register(param.id, scaled(grad, self.factor));
             }
         }
     }
@@ -158,6 +155,60 @@ pub fn clip_global_norm<B: AutodiffBackend>(
         model.visit(&mut Scale { grads, factor });
     }
     norm
+}
+
+/// Elements per parallel work item of the host paths below.
+const CHUNK: usize = 1 << 16;
+
+/// The sum of the squares of `tensor`'s elements, and the tensor back. The sum is split the
+/// same way on every run (fixed chunks, or rows), so clipping is bit-for-bit reproducible.
+fn squared_sum<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> (f64, Tensor<B, D>) {
+    if is_host::<B>() {
+        host_squared_sum(tensor)
+    } else {
+        tensor_squared_sum(tensor)
+    }
+}
+
+/// [`squared_sum`] in one multi-threaded pass over host memory.
+fn host_squared_sum<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> (f64, Tensor<B, D>) {
+    let device = tensor.device();
+    let data = tensor.into_data();
+    let chunks: Vec<f64> = data
+        .as_slice::<f32>()
+        .expect("f32 gradients")
+        .par_chunks(CHUNK)
+        .map(|chunk| chunk.iter().map(|&x| f64::from(x * x)).sum())
+        .collect();
+    (chunks.iter().sum(), Tensor::from_data(data, &device))
+}
+
+/// [`squared_sum`] as tensor operations: row sums first, since a whole-tensor sum of millions
+/// of values may be split across threads differently from run to run.
+fn tensor_squared_sum<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> (f64, Tensor<B, D>) {
+    let dims = tensor.dims();
+    let n: usize = dims.iter().product();
+    let rows = tensor
+        .clone()
+        .reshape([dims[0], n / dims[0]])
+        .square()
+        .sum_dim(1);
+    (rows.sum().into_scalar().elem::<f64>(), tensor)
+}
+
+/// `tensor * factor`, in place and multi-threaded on the CPU.
+fn scaled<B: Backend, const D: usize>(tensor: Tensor<B, D>, factor: f64) -> Tensor<B, D> {
+    if !is_host::<B>() {
+        return tensor.mul_scalar(factor);
+    }
+    let device = tensor.device();
+    let mut data = tensor.into_data();
+    let factor = factor as f32;
+    data.as_mut_slice::<f32>()
+        .expect("f32 gradients")
+        .par_chunks_mut(CHUNK)
+        .for_each(|chunk| chunk.iter_mut().for_each(|x| *x *= factor));
+    Tensor::from_data(data, &device)
 }
 
 fn rows_tensor<B: Backend>(
@@ -481,4 +532,64 @@ fn train_on<B: Backend>(task: TrainTask<'_>, device: &B::Device) -> Result<Train
         best: state.best,
         stopped_early: state.stopped_early,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+    use models::backend::Cpu;
+
+    #[test]
+    fn squared_sums_agree_with_a_plain_f64_sum() {
+        let tensor = Tensor::<Cpu, 2>::random(
+            [300, 1001],
+            Distribution::Normal(0.0, 2.0),
+            &Default::default(),
+        );
+        let values = tensor.clone().into_data().to_vec::<f32>().unwrap();
+        let exact: f64 = values.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+        let (host, back) = host_squared_sum(tensor.clone());
+        let (tensors, _) = tensor_squared_sum(tensor);
+        assert!((host - exact).abs() < 1e-6 * exact, "{host} vs {exact}");
+        assert!(
+            (tensors - exact).abs() < 1e-5 * exact,
+            "{tensors} vs {exact}"
+        );
+        assert_eq!(back.into_data().to_vec::<f32>().unwrap(), values);
+    }
+
+    #[test]
+    fn clipping_brings_the_global_norm_down_to_the_limit() {
+        let device = Default::default();
+        let config = CaptionModelConfig {
+            vocab_size: 12,
+            feature_dim: 6,
+            embed_dim: 4,
+            hidden_dim: 5,
+            dropout: 0.0,
+            merge: true,
+        };
+        let model = config
+            .init::<Train<Cpu>>(&FeatureStats::identity(6), 3, &device)
+            .unwrap();
+        let features = Tensor::random([2, 6], Distribution::Default, &device);
+        let captions: [&[u32]; 2] = [&[1, 5, 6, 2], &[1, 7, 2]];
+        let batch = TeacherBatch::new(&captions, &device);
+        let (_, mut grads) = loss_and_grads(&model, features, &batch, None);
+        let norm = clip_global_norm(&model, &mut grads, f64::MAX);
+        assert!(norm > 0.0);
+        assert_eq!(clip_global_norm(&model, &mut grads, f64::MAX), norm);
+        clip_global_norm(&model, &mut grads, norm / 2.0);
+        let clipped = clip_global_norm(&model, &mut grads, f64::MAX);
+        assert!((clipped - norm / 2.0).abs() < 1e-5 * norm, "{clipped} vs {}", norm / 2.0);
+    }
+
+    #[test]
+    fn scaling_multiplies_every_element() {
+        let tensor = Tensor::<Cpu, 1>::random([70_000], Distribution::Default, &Default::default());
+        let values = tensor.clone().into_data().to_vec::<f32>().unwrap();
+        let scaled = scaled(tensor, 0.25).into_data().to_vec::<f32>().unwrap();
+        assert!(values.iter().zip(&scaled).all(|(v, s)| *s == v * 0.25));
+    }
 }
