@@ -16,6 +16,7 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
+use wide::f32x8;
 
 use crate::lstm::{Lstm, LstmGrads, contiguous};
 
@@ -36,6 +37,23 @@ pub struct FusedRun<B: Backend> {
 
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
+}
+
+fn sigmoid_lanes(x: f32x8) -> f32x8 {
+    let one = f32x8::splat(1.0);
+    one / (one + (-x).exp())
+}
+
+/// Applies `lanes` to `values` eight at a time and `scalar` to the rest: libm's scalar
+/// `expf` and `tanhf` took a third of the forward pass.
+fn map_in_place(values: &mut [f32], lanes: impl Fn(f32x8) -> f32x8, scalar: impl Fn(f32) -> f32) {
+    let (chunks, rest) = values.as_chunks_mut::<8>();
+    for chunk in chunks {
+        *chunk = lanes(f32x8::new(*chunk)).to_array();
+    }
+    for value in rest {
+        *value = scalar(*value);
+    }
 }
 
 fn host_vec<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
@@ -119,16 +137,15 @@ pub(crate) fn run<B: Backend>(
                     *p += bias;
                 }
                 let (sig, cand) = pre.split_at_mut(3 * h);
-                for value in sig.iter_mut() {
-                    *value = sigmoid(*value);
-                }
-                for value in cand.iter_mut() {
-                    *value = value.tanh();
-                }
+                map_in_place(sig, sigmoid_lanes, sigmoid);
+                map_in_place(cand, f32x8::tanh, f32::tanh);
                 for j in 0..h {
                     let previous = previous_cell.map_or(0.0, |p| p[b * h + j]);
                     c[j] = sig[h + j] * previous + sig[j] * cand[j];
-                    tc[j] = c[j].tanh();
+                }
+                tc.copy_from_slice(c);
+                map_in_place(tc, f32x8::tanh, f32::tanh);
+                for j in 0..h {
                     out[j] = sig[2 * h + j] * tc[j];
                 }
             });
@@ -254,7 +271,7 @@ mod tests {
     /// The fused pass against the tensor-operation path the other backends run.
     #[test]
     fn fused_run_and_backward_match_tensor_operations() {
-        let (steps, batch, input, hidden) = (5, 3, 7, 6);
+        let (steps, batch, input, hidden) = (5, 3, 7, 10);
         let lstm = Lstm::<Cpu> {
             input_weight: Param::from_tensor(random([input, 4 * hidden])),
             hidden_weight: Param::from_tensor(random([hidden, 4 * hidden])),
