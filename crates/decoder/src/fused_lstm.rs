@@ -71,13 +71,19 @@ fn to_tensor<B: Backend, const D: usize>(
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
-/// Row-major `values` with rows of `columns` values, transposed.
+/// Row-major `values` with rows of `columns` values, transposed, in square tiles so that
+/// reads and writes both stay within a few cache lines.
 fn transposed(values: &[f32], columns: usize) -> Vec<f32> {
+    const TILE: usize = 16;
     let rows = values.len() / columns;
     let mut out = vec![0.0f32; values.len()];
-    for (r, row) in values.chunks_exact(columns).enumerate() {
-        for (c, &value) in row.iter().enumerate() {
-            out[c * rows + r] = value;
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..columns).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(columns) {
+                    out[c * rows + r] = values[r * columns + c];
+                }
+            }
         }
     }
     out
@@ -265,6 +271,18 @@ mod tests {
         assert!(scale > 0.0, "{name} is all zeros");
         for (i, (x, y)) in a.iter().zip(&b).enumerate() {
             assert!((x - y).abs() <= 1e-5 * scale, "{name}[{i}]: {x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn tiled_transpose_moves_every_value() {
+        let (rows, columns) = (37, 45);
+        let values: Vec<f32> = (0..rows * columns).map(|i| i as f32).collect();
+        let out = transposed(&values, columns);
+        for r in 0..rows {
+            for c in 0..columns {
+                assert_eq!(out[c * rows + r], values[r * columns + c]);
+            }
         }
     }
 
