@@ -86,10 +86,16 @@ impl<B: Backend> SimpleOptimizer<B> for Adam {
             step_size,
             correction_2_sqrt,
         };
+        let slot = Slot {
+            param: tensor,
+            grad,
+            moment_1,
+            moment_2,
+        };
         let (tensor, moment_1, moment_2) = if is_host::<B>() {
-            fused_step(&scalars, tensor, grad, moment_1, moment_2)
+            fused_step(&scalars, slot)
         } else {
-            tensor_step(&scalars, tensor, grad, moment_1, moment_2)
+            tensor_step(&scalars, slot)
         };
         let state = AdamState {
             time,
@@ -126,16 +132,25 @@ impl Scalars {
     }
 }
 
-type Updated<B, const D: usize> = (Tensor<B, D>, Tensor<B, D>, Tensor<B, D>);
-
-/// The update as tensor operations, for any backend.
-fn tensor_step<B: Backend, const D: usize>(
-    s: &Scalars,
-    tensor: Tensor<B, D>,
+/// One parameter's tensors, as an update reads them.
+struct Slot<B: Backend, const D: usize> {
+    param: Tensor<B, D>,
     grad: Tensor<B, D>,
     moment_1: Tensor<B, D>,
     moment_2: Tensor<B, D>,
-) -> Updated<B, D> {
+}
+
+/// The parameter and the moments after an update.
+type Updated<B, const D: usize> = (Tensor<B, D>, Tensor<B, D>, Tensor<B, D>);
+
+/// The update as tensor operations, for any backend.
+fn tensor_step<B: Backend, const D: usize>(s: &Scalars, slot: Slot<B, D>) -> Updated<B, D> {
+    let Slot {
+        param: tensor,
+        grad,
+        moment_1,
+        moment_2,
+    } = slot;
     let moment_1 = moment_1.mul_scalar(s.beta_1) + grad.clone().mul_scalar(1.0 - s.beta_1);
     let moment_2 = moment_2.mul_scalar(s.beta_2) + (grad.clone() * grad).mul_scalar(1.0 - s.beta_2);
     let denominator = moment_2
@@ -148,18 +163,12 @@ fn tensor_step<B: Backend, const D: usize>(
 }
 
 /// The update in one multi-threaded pass over host memory (the CPU backend).
-fn fused_step<B: Backend, const D: usize>(
-    s: &Scalars,
-    tensor: Tensor<B, D>,
-    grad: Tensor<B, D>,
-    moment_1: Tensor<B, D>,
-    moment_2: Tensor<B, D>,
-) -> Updated<B, D> {
-    let device = tensor.device();
-    let mut param = tensor.into_data();
-    let grad = grad.into_data();
-    let mut m1 = moment_1.into_data();
-    let mut m2 = moment_2.into_data();
+fn fused_step<B: Backend, const D: usize>(s: &Scalars, slot: Slot<B, D>) -> Updated<B, D> {
+    let device = slot.param.device();
+    let mut param = slot.param.into_data();
+    let grad = slot.grad.into_data();
+    let mut m1 = slot.moment_1.into_data();
+    let mut m2 = slot.moment_2.into_data();
     let as_f32 = "the fused Adam update works on f32 tensors";
     param
         .as_mut_slice::<f32>()
@@ -260,14 +269,14 @@ mod tests {
             step_size,
             correction_2_sqrt,
         };
-        let fused = fused_step(
-            &s,
-            param.clone(),
-            grad.clone(),
-            moment_1.clone(),
-            moment_2.clone(),
-        );
-        let tensors = tensor_step(&s, param.clone(), grad, moment_1, moment_2);
+        let slot = || Slot {
+            param: param.clone(),
+            grad: grad.clone(),
+            moment_1: moment_1.clone(),
+            moment_2: moment_2.clone(),
+        };
+        let fused = fused_step(&s, slot());
+        let tensors = tensor_step(&s, slot());
         let read = |t: Tensor<Cpu, 2>| t.into_data().to_vec::<f32>().unwrap();
         assert_eq!(read(fused.0.clone()), read(tensors.0));
         assert_eq!(read(fused.1), read(tensors.1));
