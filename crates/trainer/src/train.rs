@@ -370,8 +370,16 @@ fn train_on<B: Backend>(task: TrainTask<'_>, device: &B::Device) -> Result<Train
         );
     }
     let (mut model, mut optim, mut state) = if resume {
-        let (model, record, info) =
-            decoder::load_checkpoint::<Train<B>, OptimRecord<B>>(&last_path, device)?;
+        let (model, record, info) = decoder::load_checkpoint::<Train<B>, OptimRecord<B>>(
+            &last_path, device,
+        )
+        .with_context(|| {
+            format!(
+                "cannot resume: run the trainer without --resume (or delete {}) to \
+                         start over",
+                model_dir.display()
+            )
+        })?;
         let state = check_resumable(
             &last_path,
             &info,

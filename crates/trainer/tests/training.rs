@@ -290,3 +290,31 @@ fn help_documents_resume_and_overwrite() {
         "{help}"
     );
 }
+
+#[test]
+fn a_checkpoint_with_another_optimizer_state_is_refused_with_a_way_out() {
+    // The optimizer state of burn's own Adam, as builds before the fused optimizer wrote it.
+    type AD = burn::backend::Autodiff<B>;
+    use burn::optim::{AdamConfig, Optimizer};
+    let fixture = common::dataset([2, 1, 0], 9);
+    let config = fixture.config(1);
+    train(&config, false).unwrap();
+    let last = fixture.model_dir().join("last.mpk");
+    let device = Default::default();
+    let (model, Skipped, info) = load_checkpoint::<AD, Skipped>(&last, &device).unwrap();
+    let mut optim = AdamConfig::new().init::<AD, CaptionModel<AD>>();
+    let features = Tensor::<AD, 2>::zeros([1, FEATURE_DIM], &device);
+    let caption: &[u32] = &[decoder::START, 5, decoder::END];
+    let batch = decoder::TeacherBatch::new(&[caption], &device);
+    let (_, grads) = decoder::training::loss_and_grads(&model, features, &batch, None);
+    let model = optim.step(1e-3, model, grads);
+    decoder::save_checkpoint(&last, &model, optim.to_record(), &info).unwrap();
+
+    let mut more = config.clone();
+    more.trainer.epochs = 2;
+    let err = format!("{:#}", train(&more, true).unwrap_err());
+    assert!(
+        err.contains("last.mpk") && err.contains("without --resume"),
+        "{err}"
+    );
+}
