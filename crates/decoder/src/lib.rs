@@ -9,7 +9,9 @@
 //! - [`model`]: the network, teacher-forced loss and the step-by-step decode API.
 //! - [`search`]: batched greedy decoding; [`beam`]: beam search, both over
 //!   [`CaptionModel::start`] / [`CaptionModel::step`].
-//! - [`training`]: the training loss with its (partly hand-written) gradients.
+//! - [`training`]: the training loss with its (partly hand-written) gradients. On the CPU its
+//!   elementwise work runs as fused multi-threaded passes over host memory (`cross_entropy`,
+//!   `fused_lstm`); other backends run the same arithmetic as tensor operations.
 //! - [`trained`]: checkpoint files and [`load_trained`] for the evaluator and `caption`.
 //!
 //! Everything random (initialisation, dropout) draws from an RNG the caller owns, never from
