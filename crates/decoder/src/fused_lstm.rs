@@ -20,7 +20,7 @@ use wide::f32x8;
 
 use crate::lstm::{Lstm, LstmGrads, contiguous};
 
-/// Activations of [`run`] kept for [`backward`].
+/// Activations of a fused [`Lstm::run_sequence`] kept for [`Lstm::backward_sequence`].
 #[derive(Debug, Clone)]
 pub struct FusedRun<B: Backend> {
     /// `[steps, batch, input_dim]`

@@ -5,7 +5,7 @@
 //! softmax, cross-entropy and their gradients allocate and fill several tensors of that size.
 //! Here the gradient of the mean cross-entropy with respect to the logits is formed directly,
 //! `G = (softmax(logits) - onehot(target)) / tokens`, on the plain backend
-//! ([`crate::cross_entropy`]), and the output layer's gradients follow from it in matrix
+//! (`cross_entropy.rs`), and the output layer's gradients follow from it in matrix
 //! products. The LSTM's backward pass is
 //! [`Lstm::backward_sequence`](crate::Lstm::backward_sequence).
 //!
