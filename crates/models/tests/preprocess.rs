@@ -100,35 +100,6 @@ fn grace_hopper_matches_torchvision_preset() {
     assert!(cos_exact >= 0.999_999, "cosine {cos_exact}");
 }
 
-/// Which resizer is closest to Pillow, on Pillow's own decoding of grace_hopper.jpg (made by
-/// `python3 -c "from PIL import Image; Image.open('crates/models/tests/fixtures/grace_hopper.jpg')
-/// .convert('RGB').save('/tmp/hopper_pil_decoded.png')"`).
-#[test]
-#[ignore = "measurement, needs /tmp/hopper_pil_decoded.png"]
-fn compare_resizers_on_pillow_decoding() {
-    let decoded = image::open("/tmp/hopper_pil_decoded.png")
-        .unwrap()
-        .into_rgb8();
-    let reference = pil_hopper_crop();
-    let ours = Preprocess::V1.resize_and_crop(&decoded);
-    println!(
-        "fast_image_resize, Pillow order (ours): {:?}",
-        pixel_diff(&ours, &reference)
-    );
-    let triangle =
-        image::imageops::resize(&decoded, 256, 300, image::imageops::FilterType::Triangle);
-    let triangle = image::imageops::crop_imm(&triangle, 16, 38, 224, 224).to_image();
-    println!(
-        "image crate Triangle: {:?}",
-        pixel_diff(&triangle, &reference)
-    );
-    let decoder_only = load_image(&fixture("grace_hopper.jpg")).unwrap();
-    println!(
-        "decoders (zune-jpeg vs Pillow), full image: {:?}",
-        pixel_diff(&decoder_only, &decoded)
-    );
-}
-
 fn save(dir: &Path, name: &str, image: impl FnOnce(&Path)) -> std::path::PathBuf {
     let path = dir.join(name);
     image(&path);
@@ -305,29 +276,4 @@ fn flat_image_stays_flat() {
     let img = RgbImage::from_pixel(500, 375, Rgb([10, 120, 250]));
     let out = Preprocess::V2.resize_and_crop(&img);
     assert!(out.pixels().all(|p| *p == Rgb([10, 120, 250])));
-}
-
-/// Decode + preprocess timing on one core (no assertion on time):
-/// `cargo test --release -p models --test preprocess -- --ignored --nocapture time_`.
-#[test]
-#[ignore = "timing, run by hand"]
-fn time_load_and_preprocess() {
-    let path = fixture("grace_hopper.jpg");
-    let runs = 50;
-    let start = std::time::Instant::now();
-    for _ in 0..runs {
-        std::hint::black_box(load_image(&path).unwrap());
-    }
-    let decode = start.elapsed().as_secs_f64() / runs as f64;
-    let image = load_image(&path).unwrap();
-    let start = std::time::Instant::now();
-    for _ in 0..runs {
-        std::hint::black_box(Preprocess::V1.to_tensor_data(&image));
-    }
-    let pre = start.elapsed().as_secs_f64() / runs as f64;
-    println!(
-        "grace_hopper.jpg (512x600): decode {:.2} ms, resize+crop+normalize {:.2} ms (one thread)",
-        decode * 1e3,
-        pre * 1e3
-    );
 }

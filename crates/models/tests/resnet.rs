@@ -115,32 +115,3 @@ fn resnet50_shapes_at_224() {
         "pooled ReLU outputs"
     );
 }
-
-/// Full ResNet50 forward timing at batch 16 (no assertion on time):
-/// `cargo test --release -p models --test resnet -- --ignored --nocapture time_resnet50`.
-#[test]
-#[ignore = "timing, run by hand"]
-fn time_resnet50_batch16() {
-    let model = load_resnet::<B>(
-        &ResNetConfig::resnet50(),
-        &WeightsSource::Random { seed: 1 },
-        &device(),
-    )
-    .unwrap();
-    let input = Tensor::<B, 4>::random(
-        [16, 3, 224, 224],
-        burn::tensor::Distribution::Normal(0.0, 1.0),
-        &device(),
-    );
-    let _ = to_vec(model.forward(input.clone())); // warm-up
-    let runs = 3;
-    let start = std::time::Instant::now();
-    for _ in 0..runs {
-        let _ = to_vec(model.forward(input.clone()));
-    }
-    let per_batch = start.elapsed().as_secs_f64() / runs as f64;
-    println!(
-        "ResNet50 folded, Flex f32, batch 16: {per_batch:.2} s/batch, {:.1} images/s",
-        16.0 / per_batch
-    );
-}
