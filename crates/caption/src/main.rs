@@ -51,9 +51,6 @@ struct Cli {
     common: contracts::cli::CommonArgs,
 }
 
-/// Exit code when some images could not be read.
-const EXIT_SKIPPED: u8 = 3;
-
 fn main() -> ExitCode {
     contracts::cli::exit_with(run())
 }
@@ -95,6 +92,6 @@ fn run() -> anyhow::Result<ExitCode> {
     Ok(if failed.is_empty() {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(EXIT_SKIPPED)
+        ExitCode::from(contracts::cli::EXIT_SKIPPED)
     })
 }

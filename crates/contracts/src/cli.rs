@@ -83,6 +83,10 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         .try_init();
 }
 
+/// Exit code of a stage that finished but skipped some unreadable inputs (`featurizer`,
+/// `caption`), each named on stderr.
+pub const EXIT_SKIPPED: u8 = 3;
+
 /// Prints an error with its whole chain of causes and exits 1; passes a success through.
 pub fn exit_with<E: Display>(result: Result<ExitCode, E>) -> ExitCode {
     match result {

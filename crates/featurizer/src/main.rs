@@ -58,9 +58,6 @@ struct Cli {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Exit code when some images could not be read.
-const EXIT_SKIPPED: u8 = 3;
-
 fn main() -> ExitCode {
     contracts::cli::exit_with(run())
 }
@@ -91,5 +88,5 @@ fn run() -> anyhow::Result<ExitCode> {
     for (image, reason) in &summary.skipped {
         eprintln!("skipped image {image}: {reason}");
     }
-    Ok(ExitCode::from(EXIT_SKIPPED))
+    Ok(ExitCode::from(contracts::cli::EXIT_SKIPPED))
 }
