@@ -17,8 +17,8 @@ use burn::tensor::{Tensor, TensorData};
 use models::backend::is_host;
 use rayon::prelude::*;
 
-/// Elements per parallel work item of the fused update.
-const CHUNK: usize = 1 << 16;
+/// Elements per parallel work item of the trainer's passes over host memory.
+pub(crate) const CHUNK: usize = 1 << 16;
 
 /// Adam's constants (PyTorch's defaults for the betas).
 #[derive(Debug, Clone, Copy)]

@@ -157,14 +157,13 @@ pub fn run<B: Backend>(
             started = Instant::now();
             (captions, tokens) = (0, 0);
         }
-        let batch: Vec<&Caption> = batch.iter().map(|&i| &data.train[i]).collect();
-        let learning_rate = config.trainer.learning_rate;
         let (next, loss, batch_tokens) = train_step(
             model,
             &mut optim,
             &features,
-            &batch,
-            learning_rate,
+            &data.train,
+            batch,
+            config.trainer.learning_rate,
             config.trainer.clip_norm,
             &mut rng,
             device,

@@ -27,7 +27,7 @@ use rayon::prelude::*;
 use tracing::{info, warn};
 use wide::f32x8;
 
-use crate::adam::Adam;
+use crate::adam::{Adam, CHUNK};
 use crate::checkpoint::{
     CONFIG_FILE, EpochMetrics, TRAINED_FILE, TrainerState, check_resumable, clear_model_dir,
     epoch_seed, init_seed, trained_info,
@@ -158,9 +158,6 @@ pub fn clip_global_norm<B: AutodiffBackend>(
     norm
 }
 
-/// Elements per parallel work item of the host paths below.
-const CHUNK: usize = 1 << 16;
-
 /// The sum of the squares of `tensor`'s elements, and the tensor back. The sum is split the
 /// same way on every run (fixed chunks, or rows), so clipping is bit-for-bit reproducible.
 fn squared_sum<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> (f64, Tensor<B, D>) {
@@ -233,22 +230,26 @@ fn rows_tensor<B: Backend>(
     Tensor::from_data(TensorData::new(rows, [n]), device)
 }
 
-/// One optimizer step on `captions`; returns the updated model, the batch's mean loss and
-/// its number of target tokens.
+/// One optimizer step on the captions `batch` (indices into `captions`); returns the updated
+/// model, the batch's mean loss and its number of target tokens.
 #[allow(clippy::too_many_arguments)]
 pub fn train_step<B: Backend>(
     model: CaptionModel<Train<B>>,
     optim: &mut Optim<B>,
     features: &Tensor<B, 2>,
-    captions: &[&Caption],
+    captions: &[Caption],
+    batch: &[usize],
     learning_rate: f64,
     clip_norm: f64,
     rng: &mut ChaCha8Rng,
     device: &B::Device,
 ) -> (CaptionModel<Train<B>>, f64, usize) {
-    let rows = rows_tensor::<B>(captions.iter().map(|c| c.image), device);
+    let rows = rows_tensor::<B>(batch.iter().map(|&i| captions[i].image), device);
     let batch_features = Tensor::from_inner(features.clone().select(0, rows));
-    let tokens: Vec<&[u32]> = captions.iter().map(|c| c.tokens.as_slice()).collect();
+    let tokens: Vec<&[u32]> = batch
+        .iter()
+        .map(|&i| captions[i].tokens.as_slice())
+        .collect();
     let batch = TeacherBatch::<Train<B>>::new(&tokens, device);
     let (loss, mut grads) = loss_and_grads(&model, batch_features, &batch, Some(rng));
     if clip_norm > 0.0 {
@@ -456,12 +457,12 @@ fn train_on<B: Backend>(task: TrainTask<'_>, device: &B::Device) -> Result<Train
         let bar = progress_bar(options, batches.len(), epoch, trainer.epochs);
         let (mut loss_sum, mut tokens, mut captions) = (0.0, 0usize, 0usize);
         for batch in &batches {
-            let batch: Vec<&Caption> = batch.iter().map(|&i| &data.train[i]).collect();
             let (next, loss, batch_tokens) = train_step(
                 model,
                 &mut optim,
                 &features,
-                &batch,
+                &data.train,
+                batch,
                 learning_rate,
                 trainer.clip_norm,
                 &mut rng,
