@@ -9,6 +9,11 @@ Rerun (from the repository root) whenever the fixture should change:
     python3 scripts/meteor_parity.py            # reads ../shared/flickr8k/Flickr8k.token.txt
     make meteor-data && cargo test --release -p metrics --test meteor_parity
 
+For a larger ad-hoc check that is not committed:
+
+    python3 scripts/meteor_parity.py --split train --images 6000 --out /tmp/meteor_big.json
+    METEOR_PARITY_FIXTURE=/tmp/meteor_big.json cargo test --release -p metrics --test meteor_parity
+
 The fixture, crates/metrics/tests/fixtures/meteor.json, holds:
 - cases: small corpora, each with its hypotheses and references (images aligned by index), the
   corpus METEOR and per-image scores of pycocoevalcap's Meteor().compute_score (the jar's EVAL
@@ -40,7 +45,7 @@ from pycocoevalcap.meteor.meteor import Meteor
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "crates/metrics/tests/fixtures/meteor.json"
 DEFAULT_TOKENS = ROOT.parent / "shared/flickr8k/Flickr8k.token.txt"
-TEST_SPLIT = ROOT / "data/splits/Flickr_8k.testImages.txt"
+SPLITS = ROOT / "data/splits"
 JAR = Path(meteor_module.__file__).resolve().parent / "meteor-1.5.jar"
 
 
@@ -141,13 +146,14 @@ def clean(raw):
     return " ".join(t for t in spaced.split() if not any(ch.isnumeric() for ch in t))
 
 
-def flickr8k_cases(token_file, images):
+def flickr8k_cases(token_file, images, split):
     captions = {}
     for line in Path(token_file).read_text(encoding="utf-8").splitlines():
         key, caption = line.split("\t", 1) if "\t" in line else line.split(" ", 1)
         name, _ = key.rsplit("#", 1)
         captions.setdefault(name, []).append(caption.strip())
-    test = [n for n in TEST_SPLIT.read_text().split() if len(captions.get(n, [])) == 5][:images]
+    split_list = SPLITS / f"Flickr_8k.{split}Images.txt"
+    test = [n for n in split_list.read_text().split() if len(captions.get(n, [])) == 5][:images]
     raw = []
     for i, name in enumerate(test):
         caps = captions[name]
@@ -198,10 +204,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=Path, default=DEFAULT_TOKENS, help="Flickr8k.token.txt")
     parser.add_argument("--images", type=int, default=250, help="Flickr8k test images per case")
+    parser.add_argument("--split", default="test", choices=["train", "dev", "test"],
+                        help="Flickr8k split the images come from")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
 
-    cases = flickr8k_cases(args.tokens, args.images) + hand_made_cases()
+    cases = flickr8k_cases(args.tokens, args.images, args.split) + hand_made_cases()
     meteor = Meteor()
     scored = [score(meteor, name, pairs) for name, pairs in cases]
     del meteor

@@ -4,7 +4,8 @@
 //! exactly; the normalizer must give the jar's tokens and the stemmer the jar's stems.
 //!
 //! Needs the data of `make meteor-data` (`data/meteor/` at the repository root, or the folder
-//! in `METEOR_DATA`); `make test` fetches it first.
+//! in `METEOR_DATA`); `make test` fetches it first. `METEOR_PARITY_FIXTURE=/path/to.json`
+//! checks another fixture written by the script, e.g. a larger one (see its header).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -36,7 +37,10 @@ struct Case {
 }
 
 fn fixture() -> Fixture {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/meteor.json");
+    let path = std::env::var_os("METEOR_PARITY_FIXTURE").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/meteor.json"),
+        PathBuf::from,
+    );
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("cannot parse {}: {e}", path.display()))
