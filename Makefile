@@ -4,7 +4,8 @@
 #   make demo      synthetic data end to end (no downloads), prints metrics and the report path
 #   make train     full Flickr8k reproduction from data/flickr8k and data/weights
 #   make test      the test suite (what CI runs)
-#   make bench     featurizer and trainer throughput next to PyTorch
+#   make bench     featurizer, trainer and METEOR speed next to PyTorch and the METEOR jar
+#   make meteor-data  METEOR's data files (from the pycocoevalcap wheel) into data/meteor/
 #
 # A stage reruns when its binary, its input files or its own config sections change: each
 # stage depends on a stamp (WORK/.config/STAGE.json) rewritten only when those sections do.
@@ -31,8 +32,8 @@ BURN_BINARIES := featurizer trainer evaluator caption
 STAMPS   := $(WORK)/.config
 comma    := ,
 
-.PHONY: all demo train weights test check bench report synth captions features tokens model evaluate \
-        check-flickr8k clean-demo FORCE
+.PHONY: all demo train weights meteor-data test check bench report synth captions features tokens \
+        model evaluate check-flickr8k clean-demo FORCE
 all: $(addprefix $(BIN)/,$(BINARIES))
 
 # One cargo call builds every binary (the same feature set as `make test`, so nothing is
@@ -103,6 +104,12 @@ weights: data/weights/resnet50-0676ba61.pth
 data/weights/resnet50-0676ba61.pth:
 	scripts/fetch-weights.sh $@
 
+# ---- METEOR data -----------------------------------------------------------------------
+# pip downloads the pinned pycocoevalcap wheel; the files the scorer needs are extracted and
+# checked (sizes, SHA-256). Cheap when data/meteor/ is already complete.
+meteor-data:
+	python3 scripts/meteor_data.py --out data/meteor
+
 # ---- checks ----------------------------------------------------------------------------
 test:
 	scripts/test.sh
@@ -111,5 +118,5 @@ check:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --all-targets --locked -- -D warnings
 
-bench: all
+bench: all meteor-data
 	python3 scripts/bench.py
