@@ -57,7 +57,14 @@ fn trained() -> &'static Path {
             cwd,
             &[["--work-dir", "work"].as_slice(), &tiny].concat(),
         );
-        run_ok("evaluator", cwd, &["--work-dir", "work"]);
+        // METEOR's data from `make meteor-data` (make test runs it first).
+        let meteor = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/meteor");
+        let meteor = format!("evaluator.meteor_data={:?}", meteor.display().to_string());
+        run_ok(
+            "evaluator",
+            cwd,
+            &["--work-dir", "work", "--set", meteor.as_str()],
+        );
         dir
     })
     .path()
@@ -69,7 +76,9 @@ fn evaluation_writes_predictions_metrics_and_a_self_contained_report() {
     let metrics: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(work.join("eval/metrics.json")).unwrap())
             .unwrap();
-    for key in ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr-D"] {
+    for key in [
+        "BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D",
+    ] {
         let value = metrics[key]
             .as_f64()
             .unwrap_or_else(|| panic!("{key} missing: {metrics}"));
@@ -100,6 +109,10 @@ fn evaluation_writes_predictions_metrics_and_a_self_contained_report() {
         "no external files"
     );
     assert!(html.contains(&predictions[0].caption.replace('&', "&amp;")));
+    assert!(
+        html.contains("<th>METEOR</th>"),
+        "METEOR in the report's table"
+    );
 
     check_with_pyarrow(&work, &[Path::new("eval/predictions.parquet")]);
 }

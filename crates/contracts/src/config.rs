@@ -233,6 +233,8 @@ pub struct EvaluatorConfig {
     pub gallery_size: usize,
     /// `cpu`, or `cuda` on a build with the `cuda` feature.
     pub device: String,
+    /// METEOR's data folder (`make meteor-data`); without it METEOR is left out, with a warning.
+    pub meteor_data: PathBuf,
 }
 
 impl Default for EvaluatorConfig {
@@ -245,6 +247,7 @@ impl Default for EvaluatorConfig {
             suppress_unk: true,
             gallery_size: 12,
             device: "cpu".into(),
+            meteor_data: "data/meteor".into(),
         }
     }
 }

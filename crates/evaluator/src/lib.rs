@@ -1,5 +1,5 @@
 //! The evaluator stage: captions the test split with the trained model, scores the captions
-//! with the coco-caption metrics, and writes `eval/predictions.parquet`, `eval/metrics.json`
+//! with the coco-caption metrics (METEOR when `make meteor-data` has run), and writes `eval/predictions.parquet`, `eval/metrics.json`
 //! and `eval/report.html`. `evaluator score` scores any captions against any references.
 
 pub mod decode;
@@ -53,6 +53,8 @@ fn evaluate<B: Backend>(
             config.split
         )
     })?;
+    // Before the long part: a corrupt METEOR data folder stops here.
+    let meteor = score::load_meteor(&config.meteor_data)?;
     let model_dir = work_dir.join("model");
     let (model, info) = load_trained::<B>(&model_dir, device)?;
     let vocab_path = work_dir.join(VOCAB_FILE);
@@ -123,7 +125,7 @@ fn evaluate<B: Backend>(
         .iter()
         .map(|r| (r.image.clone(), vec![r.caption.clone()]))
         .collect();
-    let (mut metrics, _) = score::score(&predictions, &references)?;
+    let (mut metrics, _) = score::score(&predictions, &references, meteor.as_ref())?;
     metrics
         .context
         .insert("split".into(), split.as_str().into());

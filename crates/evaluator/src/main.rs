@@ -12,13 +12,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use evaluator::score::{read_any, score};
+use evaluator::score::{load_meteor, read_any, score};
 use models::backend::{DeviceKind, run_on};
 
 #[derive(Parser)]
 #[command(
     version,
-    about = "Caption a split with the trained model and score it (BLEU, ROUGE-L, CIDEr-D)"
+    about = "Caption a split with the trained model and score it (BLEU, METEOR, ROUGE-L, CIDEr-D)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -72,9 +72,11 @@ fn run() -> anyhow::Result<ExitCode> {
         json,
     }) = cli.command
     {
+        let meteor = load_meteor(&config.evaluator.meteor_data)?;
         let (mut metrics, unmatched) = score(
             &read_any(&predictions, true)?,
             &read_any(&references, false)?,
+            meteor.as_ref(),
         )?;
         unmatched.warn();
         metrics.context.insert(
@@ -128,10 +130,10 @@ fn show(work_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
         metrics["images"]
     );
     for key in evaluator::score::METRIC_KEYS {
-        println!(
-            "  {key:<8} {:.4}",
-            metrics[key].as_f64().unwrap_or(f64::NAN)
-        );
+        // METEOR is absent when it was left out.
+        if let Some(value) = metrics[key].as_f64() {
+            println!("  {key:<8} {value:.4}");
+        }
     }
     let (predictions, _) =
         contracts::tables::read_predictions(&work_dir.join(contracts::tables::PREDICTIONS_FILE))?;

@@ -89,12 +89,16 @@ impl Report<'_> {
 
     fn metrics_table(&self) -> String {
         let mut html = String::from("<table class=\"metrics\"><tr>");
-        for key in METRIC_KEYS {
+        // Only the metrics computed (METEOR is left out without its data).
+        let keys = METRIC_KEYS
+            .iter()
+            .filter(|k| self.metrics.scores.contains_key(**k));
+        for key in keys.clone() {
             let _ = write!(html, "<th>{key}</th>");
         }
         html.push_str("</tr><tr>");
-        for key in METRIC_KEYS {
-            let _ = write!(html, "<td>{:.4}</td>", self.metrics.scores[key]);
+        for key in keys {
+            let _ = write!(html, "<td>{:.4}</td>", self.metrics.scores[*key]);
         }
         html.push_str("</tr></table>\n<p class=\"context\">");
         let _ = write!(html, "{} images", self.metrics.images);
@@ -213,5 +217,28 @@ mod tests {
         assert!(html.contains("a dog &amp; a cat"));
         assert!(html.contains("&lt;b&gt;bold&lt;/b&gt;"));
         assert!(html.contains("<td>0.5000</td>") && html.contains("beam3"));
+        assert!(html.contains("<th>BLEU-4</th><th>METEOR</th><th>ROUGE-L</th>"));
+    }
+
+    #[test]
+    fn the_table_leaves_out_metrics_not_computed() {
+        let mut metrics = metrics();
+        metrics.scores.remove("METEOR");
+        let report = Report {
+            title: "t".into(),
+            metrics: &metrics,
+            loss_svg: None,
+            best: Vec::new(),
+            worst: Vec::new(),
+            image_dir: None,
+        };
+        let table = report.metrics_table();
+        assert_eq!(
+            table,
+            "<table class=\"metrics\"><tr><th>BLEU-1</th><th>BLEU-2</th><th>BLEU-3</th><th>BLEU-4</th>\
+             <th>ROUGE-L</th><th>CIDEr-D</th></tr><tr><td>0.5000</td><td>0.5000</td><td>0.5000</td>\
+             <td>0.5000</td><td>0.5000</td><td>0.5000</td></tr></table>\n\
+             <p class=\"context\">3 images &middot; decoder: beam3</p>\n"
+        );
     }
 }
