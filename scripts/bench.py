@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
-"""`make bench`: featurizer and trainer throughput next to PyTorch on this machine, as one
-Markdown table (ours, PyTorch, ratio, peak memory). The PyTorch sides are optional: without
-torch they are reported as skipped.
+"""`make bench`: featurizer and trainer throughput next to PyTorch, and METEOR next to the
+METEOR 1.5 jar, on this machine, as one Markdown table (ours, the reference, ratio, peak
+memory). The reference sides are optional: without torch, or without pycocoevalcap and Java,
+they are reported as skipped.
 
 Featurizer: the same 200 real-size JPEGs (scripts/make_bench_images.py), end to end (decode,
 resize, network, write), 2 threads, batch 16, ResNet50 with random weights on both sides
 (speed does not depend on the weight values), timed after the network is built.
 Trainer: see crates/trainer/benches/train.rs and scripts/bench_trainer.py.
+METEOR: 1,000 images with 5 references each (Flickr8k test captions when the caption file is
+found, else generated ones), crates/metrics/benches/meteor.rs against scripts/bench_meteor_jar.py
+(pycocoevalcap's Meteor(), which runs the jar): the time to load the data (ours: data/meteor/;
+the jar: start Java and load its resources) and the time to score the corpus. Both print the
+corpus METEOR, which must agree.
 """
 import json
 import os
@@ -70,16 +76,60 @@ def trainer_rows():
     return [row + [f"{float(torch.group(1)):.0f}", f"{ratio:.2f}x", f"{ours.group(2)} MiB", f"{torch.group(2)} MiB"]], []
 
 
+def meteor_corpus(images=1000):
+    """1,000 images with 5 references: Flickr8k test images when the caption file is here (a
+    caption of each image against its other four and the first caption of the next image),
+    else generated scene captions."""
+    for tokens in (ROOT / "data/flickr8k/Flickr8k.token.txt", ROOT.parent / "shared/flickr8k/Flickr8k.token.txt"):
+        if tokens.is_file():
+            captions = {}
+            for line in tokens.read_text(encoding="utf-8").splitlines():
+                key, caption = line.split("\t", 1) if "\t" in line else line.split(" ", 1)
+                captions.setdefault(key.rsplit("#", 1)[0], []).append(caption)
+            names = [n for n in (ROOT / "data/splits/Flickr_8k.testImages.txt").read_text().split()
+                     if len(captions.get(n, [])) == 5][:images]
+            refs = [captions[n][1:] + [captions[names[(i + 1) % len(names)]][0]] for i, n in enumerate(names)]
+            return {"hypotheses": [captions[n][0] for n in names], "references": refs}, f"Flickr8k test captions ({tokens})"
+    import random
+    rng = random.Random(7)
+    who = ["a dog", "a black dog", "two dogs", "a man", "a young boy", "a girl", "a woman", "people"]
+    does = ["runs", "is running", "jumps", "plays", "is playing", "walks", "sits", "swims", "climbs"]
+    where = ["on the grass", "in the water", "on the beach", "in the snow", "through a field", "on a street"]
+    make = lambda: f"{rng.choice(who)} {rng.choice(does)} {rng.choice(where)} ."
+    return {"hypotheses": [make() for _ in range(images)],
+            "references": [[make() for _ in range(5)] for _ in range(images)]}, "generated captions"
+
+
+def meteor_rows():
+    corpus, source = meteor_corpus()
+    path = WORK / "meteor_corpus.json"
+    path.write_text(json.dumps(corpus))
+    ours_out, ours_mem = run(["cargo", "bench", "--locked", "-q", "-p", "metrics", "--bench", "meteor", "--", str(path), str(ROOT / "data/meteor")])
+    ours = json.loads(ours_out.strip().splitlines()[-1])
+    jar_out, jar_mem = run([sys.executable, ROOT / "scripts/bench_meteor_jar.py", path])
+    jar = json.loads(jar_out.strip().splitlines()[-1])
+    rows = [["METEOR load (s; ours: data/meteor, jar: start Java, load resources)", f"{ours['load_s']:.2f}"],
+            [f"METEOR scoring (s; {len(corpus['hypotheses']):,} images x 5 references)", f"{ours['score_s']:.2f}"]]
+    if "skipped" in jar:
+        return [r + ["skipped", "", f"{ours_mem:.0f} MiB", ""] for r in rows], [jar["skipped"]]
+    for row, key in zip(rows, ["load_s", "score_s"]):
+        row += [f"{jar[key]:.2f}", f"{jar[key] / ours[key]:.1f}x faster", f"{ours_mem:.0f} MiB", f"{jar_mem:.0f} MiB"]
+    note = (f"METEOR corpus: {source}; corpus METEOR ours {ours['meteor']:.6f}, jar {jar['meteor']:.6f} "
+            f"(|difference| {abs(ours['meteor'] - jar['meteor']):.1e}). Memory: the whole process (ours), "
+            f"Python and the jar's Java (reference).")
+    return rows, [note]
+
+
 def main():
     WORK.mkdir(parents=True, exist_ok=True)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
     rows, notes = [], []
-    for part in (featurizer_rows, trainer_rows):
+    for part in (featurizer_rows, trainer_rows, meteor_rows):
         r, n = part()
         rows += r
         notes += [x for x in n if x]
     print(f"\nMeasured {time.strftime('%Y-%m-%d')} on {cpu}, {THREADS} threads (RAYON_NUM_THREADS / torch.set_num_threads)\n")
-    print("| benchmark | ours | PyTorch | ratio | peak memory (ours) | peak memory (PyTorch) |")
+    print("| benchmark | ours | reference (PyTorch; METEOR: the jar) | ratio | peak memory (ours) | peak memory (reference) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join(r) + " |")
