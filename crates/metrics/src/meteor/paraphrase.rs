@@ -9,15 +9,15 @@
 //! in the same order as the trie walk, since a phrase is only found through its prefixes.
 //!
 //! Loading is the slow part of METEOR (5.3 million records, 272 MB inflated), so it inflates on
-//! one thread and parses on another, and it relies on what the file is like without requiring
-//! it: records sorted by left phrase, so consecutive records share their left line (another
-//! order costs one sort). The table has 43,139 distinct words and phrases of at most 7 words
+//! one thread and parses blocks of lines on another, and it relies on what the file is like
+//! without requiring it: records sorted by left phrase, so consecutive records share their left
+//! line (another order costs one sort), and single-spaced paraphrases, kept as text. The table has 43,139 distinct words and phrases of at most 7 words
 //! (pycocoevalcap 1.2); a table with more than 65,535 words or phrases longer than 8 words is
 //! refused.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::io::{BufRead, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use flate2::bufread::MultiGzDecoder;
@@ -101,29 +101,47 @@ pub(crate) struct Found {
     pub(crate) paraphrase: u32,
 }
 
-/// Inflated bytes handed from the inflating thread to the parsing one.
-struct Inflated {
-    blocks: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
-    block: Vec<u8>,
-    pos: usize,
-}
+/// Inflated bytes go from the inflating thread to the parsing one in blocks of whole lines of
+/// about this size.
+const BLOCK: usize = 4 << 20;
 
-impl Read for Inflated {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.block.len() {
-            match self.blocks.recv() {
-                Ok(block) => {
-                    self.block = block?;
-                    self.pos = 0;
+/// Inflates `gz` on its own thread and hands the parser blocks of whole lines (the last line
+/// of the file may lack its newline).
+fn inflate_in_blocks(gz: &[u8], blocks: std::sync::mpsc::SyncSender<std::io::Result<Vec<u8>>>) {
+    let mut decoder = MultiGzDecoder::new(gz);
+    let mut carry = Vec::new();
+    loop {
+        let mut block = std::mem::take(&mut carry);
+        let start = block.len();
+        block.resize(start + BLOCK, 0);
+        let mut filled = start;
+        while filled < block.len() {
+            match decoder.read(&mut block[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) => {
+                    let _ = blocks.send(Err(e));
+                    return;
                 }
-                // The inflater is done (it stops after the end or after an error it sent).
-                Err(_) => return Ok(0),
             }
         }
-        let n = out.len().min(self.block.len() - self.pos);
-        out[..n].copy_from_slice(&self.block[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+        block.truncate(filled);
+        let at_end = filled < start + BLOCK;
+        if !at_end {
+            // Keep the partial last line for the next block.
+            if let Some(newline) = memchr::memrchr(b'\n', &block) {
+                carry = block.split_off(newline + 1);
+            } else {
+                carry = block;
+                continue;
+            }
+        }
+        if !block.is_empty() && blocks.send(Ok(block)).is_err() {
+            return;
+        }
+        if at_end {
+            return;
+        }
     }
 }
 
@@ -132,109 +150,26 @@ impl Paraphrases {
     /// inflating it on a second thread.
     pub(crate) fn parse(path: &Path, gz: &[u8]) -> Result<Self, MeteorError> {
         std::thread::scope(|scope| {
-            let (sender, blocks) = std::sync::mpsc::sync_channel(4);
-            scope.spawn(move || {
-                let mut decoder = MultiGzDecoder::new(gz);
-                loop {
-                    let mut block = vec![0; 1 << 20];
-                    match decoder.read(&mut block) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            block.truncate(n);
-                            if sender.send(Ok(block)).is_err() {
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            let _ = sender.send(Err(e));
-                            break;
-                        }
-                    }
+            let (sender, blocks) = std::sync::mpsc::sync_channel(2);
+            scope.spawn(move || inflate_in_blocks(gz, sender));
+            let mut parser = Parser::new(path);
+            for block in blocks {
+                let block = block.map_err(|source| MeteorError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                let mut start = 0;
+                for end in memchr::memchr_iter(b'\n', &block) {
+                    parser.line(&block[start..end])?;
+                    start = end + 1;
                 }
-            });
-            let inflated = Inflated {
-                blocks,
-                block: Vec::new(),
-                pos: 0,
-            };
-            Self::parse_lines(path, std::io::BufReader::with_capacity(1 << 20, inflated))
+                if start < block.len() {
+                    parser.line(&block[start..])?;
+                }
+            }
+            parser.finish()
         })
     }
-
-    fn parse_lines(path: &Path, mut reader: impl BufRead) -> Result<Self, MeteorError> {
-        let io_error = |source| MeteorError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut table = Paraphrases {
-            vocab: FastMap::default(),
-            groups: FastMap::default(),
-            group_starts: Vec::new(),
-            text: Vec::new(),
-            text_starts: vec![0],
-            word_counts: Vec::new(),
-            max_words: 0,
-        };
-        // The group of each record, and whether each group's records are contiguous (the
-        // table is sorted by left phrase; another order costs a sort at the end).
-        let mut record_groups: Vec<u32> = Vec::new();
-        let mut contiguous = true;
-        let (mut line, mut left_line) = (Vec::with_capacity(256), Vec::with_capacity(256));
-        let mut group = 0u32;
-        let mut line_no = 0usize;
-        let mut next_line = |line: &mut Vec<u8>, line_no: &mut usize| {
-            line.clear();
-            let n = reader.read_until(b'\n', line).map_err(io_error)?;
-            *line_no += 1;
-            Ok::<bool, MeteorError>(n > 0)
-        };
-        let truncated =
-            |line_no: usize| parse_error(path, line_no, "the file ends inside a record");
-        // Records of three lines; the file may only end before a record's first line.
-        while next_line(&mut line, &mut line_no)? {
-            if !next_line(&mut line, &mut line_no)? {
-                return Err(truncated(line_no - 1));
-            }
-            // Consecutive records mostly share their left phrase: compare the raw line first.
-            if record_groups.is_empty() || line != left_line {
-                let mut left = Vec::with_capacity(MAX_WORDS);
-                table.words_of(path, line_no, &line, &mut left)?;
-                table.max_words = table.max_words.max(left.len());
-                let key = pack(&left);
-                let next_group = table.group_starts.len() as u32;
-                group = *table.groups.entry(key).or_insert(next_group);
-                if group == next_group {
-                    table.group_starts.push(record_groups.len() as u32);
-                } else {
-                    contiguous = false;
-                }
-                std::mem::swap(&mut left_line, &mut line);
-            }
-            if !next_line(&mut line, &mut line_no)? {
-                return Err(truncated(line_no - 1));
-            }
-            let words = push_phrase_text(&mut table.text, &line)
-                .ok_or_else(|| parse_error(path, line_no, "an empty phrase"))?;
-            table.word_counts.push(
-                u8::try_from(words).map_err(|_| {
-                    parse_error(path, line_no, "a paraphrase of more than 255 words")
-                })?,
-            );
-            let end = u32::try_from(table.text.len())
-                .map_err(|_| parse_error(path, line_no, "more than 4 GiB of paraphrases"))?;
-            table.text_starts.push(end);
-            record_groups.push(group);
-        }
-        if record_groups.is_empty() {
-            return Err(parse_error(path, 0, "no paraphrases"));
-        }
-        if !contiguous {
-            table.regroup(&record_groups);
-        }
-        table.group_starts.push(record_groups.len() as u32);
-        Ok(table)
-    }
-
     /// Reorders the paraphrases so that each group's are contiguous, keeping file order
     /// within a group, and recomputes `group_starts`.
     fn regroup(&mut self, record_groups: &[u32]) {
@@ -344,26 +279,116 @@ impl Paraphrases {
     }
 }
 
+/// The parser's state between lines: records are three lines (probability, phrase,
+/// paraphrase).
+struct Parser<'a> {
+    path: &'a Path,
+    table: Paraphrases,
+    line_no: usize,
+    /// The group of each record, and whether each group's records are contiguous (the
+    /// table is sorted by left phrase; another order costs a sort at the end).
+    record_groups: Vec<u32>,
+    contiguous: bool,
+    /// The last left phrase line and its group: consecutive records mostly share it.
+    left_line: Vec<u8>,
+    group: u32,
+}
+
+impl<'a> Parser<'a> {
+    fn new(path: &'a Path) -> Self {
+        Parser {
+            path,
+            table: Paraphrases {
+                vocab: FastMap::default(),
+                groups: FastMap::default(),
+                group_starts: Vec::new(),
+                text: Vec::new(),
+                text_starts: vec![0],
+                word_counts: Vec::new(),
+                max_words: 0,
+            },
+            line_no: 0,
+            record_groups: Vec::new(),
+            contiguous: true,
+            left_line: Vec::new(),
+            group: 0,
+        }
+    }
+
+    fn line(&mut self, line: &[u8]) -> Result<(), MeteorError> {
+        self.line_no += 1;
+        let (path, line_no, table) = (self.path, self.line_no, &mut self.table);
+        match line_no % 3 {
+            // The probability, which the jar ignores too.
+            1 => {}
+            2 => {
+                if !self.record_groups.is_empty() && line == self.left_line.as_slice() {
+                    return Ok(());
+                }
+                let mut left = Vec::with_capacity(MAX_WORDS);
+                table.words_of(path, line_no, line, &mut left)?;
+                table.max_words = table.max_words.max(left.len());
+                let next_group = table.group_starts.len() as u32;
+                self.group = *table.groups.entry(pack(&left)).or_insert(next_group);
+                if self.group == next_group {
+                    table.group_starts.push(self.record_groups.len() as u32);
+                } else {
+                    self.contiguous = false;
+                }
+                self.left_line.clear();
+                self.left_line.extend_from_slice(line);
+            }
+            _ => {
+                let words = push_phrase_text(&mut table.text, line)
+                    .ok_or_else(|| parse_error(path, line_no, "an empty phrase"))?;
+                table.word_counts.push(u8::try_from(words).map_err(|_| {
+                    parse_error(path, line_no, "a paraphrase of more than 255 words")
+                })?);
+                let end = u32::try_from(table.text.len())
+                    .map_err(|_| parse_error(path, line_no, "more than 4 GiB of paraphrases"))?;
+                table.text_starts.push(end);
+                self.record_groups.push(self.group);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Paraphrases, MeteorError> {
+        if !self.line_no.is_multiple_of(3) {
+            return Err(parse_error(
+                self.path,
+                self.line_no,
+                "the file ends inside a record",
+            ));
+        }
+        if self.record_groups.is_empty() {
+            return Err(parse_error(self.path, 0, "no paraphrases"));
+        }
+        if !self.contiguous {
+            self.table.regroup(&self.record_groups);
+        }
+        self.table
+            .group_starts
+            .push(self.record_groups.len() as u32);
+        Ok(self.table)
+    }
+}
+
 /// Appends a phrase line's words joined by single spaces (what `StringTokenizer` splits it
 /// into) to `text`; returns the number of words, `None` for a line without any.
 fn push_phrase_text(text: &mut Vec<u8>, line: &[u8]) -> Option<usize> {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
     let is_delimiter = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0c');
-    // The common case: already single-spaced, copied as it is.
-    let mut spaces = 0;
-    let mut canonical = !line.is_empty();
-    let mut previous_space = true;
-    for b in line {
-        if *b == b' ' {
-            canonical &= !previous_space;
-            previous_space = true;
-            spaces += 1;
-        } else {
-            canonical &= !is_delimiter(b);
-            previous_space = false;
-        }
-    }
-    if canonical && !previous_space {
+    // The common case, already single-spaced, is copied as it is (checked with passes the
+    // compiler vectorizes).
+    let spaces = line.iter().filter(|&&b| b == b' ').count();
+    let other_delimiters = line.iter().fold(false, |any, &b| {
+        any | matches!(b, b'\t' | b'\n' | b'\r' | b'\x0c')
+    });
+    let canonical = !other_delimiters
+        && line.first().is_some_and(|&b| b != b' ')
+        && line.last().is_some_and(|&b| b != b' ')
+        && memchr::memmem::find(line, b"  ").is_none();
+    if canonical {
         text.extend_from_slice(line);
         return Some(spaces + 1);
     }
