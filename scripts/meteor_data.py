@@ -82,9 +82,12 @@ def main():
     parser.add_argument("--wheel", type=Path, help="use this pycocoevalcap 1.2 wheel instead of pip")
     args = parser.parse_args()
     out = args.out
-    if out.is_dir() and not problems(out):
-        print(f"meteor-data: {out} is complete (sizes and SHA-256 match the manifest)")
-        return
+    if out.is_dir():
+        found = problems(out)
+        if not found:
+            print(f"meteor-data: {out} is complete (sizes and SHA-256 match the manifest)")
+            return
+        print("meteor-data: extracting again:\n  " + "\n  ".join(found), flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".meteor-") as tmp:
         tmp = Path(tmp)
