@@ -5,18 +5,18 @@
 //! image's statistics. This module reproduces that pipeline:
 //!
 //! - the protocol's escaping (`|||` is removed from the hypothesis, not from references), and
-//!   Java's trimming of each field ([`normalize::protocol_fields`]);
+//!   Java's trimming of each field (`normalize.rs`);
 //! - `-norm`: the jar's Moses-style tokenizer and its additions, then lowercasing
-//!   ([`normalize`]);
+//!   (`normalize.rs`);
 //! - the four matchers with the jar's word comparison (`String.hashCode()`), the Snowball
 //!   English stemmer, WordNet synsets with WordNet's suffix rules, and the paraphrase table
-//!   ([`stage`], [`synonyms`], [`paraphrase`]);
+//!   (`stage.rs`, `synonyms.rs`, `paraphrase.rs`);
 //! - the jar's beam search over partial alignments, with its ranking and tie-breaking quirks
-//!   ([`align`]);
+//!   (`align.rs`);
 //! - the score with the English ranking parameters α 0.85, β 0.2, γ 0.6, δ 0.75 and module
 //!   weights 1.0 / 0.6 / 0.8 / 0.6, the best of the references per image, and the corpus
 //!   score from the summed statistics, as coco-caption's modified jar answers `EVAL` (not
-//!   the mean of the image scores) ([`stats`]).
+//!   the mean of the image scores) (`stats.rs`).
 //!
 //! The data (function words, nonbreaking prefixes, WordNet, paraphrase table) is not part of
 //! this repository: `make meteor-data` extracts it from the pycocoevalcap wheel into

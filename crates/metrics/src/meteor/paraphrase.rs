@@ -11,9 +11,11 @@
 //! Loading is the slow part of METEOR (5.3 million records, 272 MB inflated), so it inflates on
 //! one thread and parses blocks of lines on another, and it relies on what the file is like
 //! without requiring it: records sorted by left phrase, so consecutive records share their left
-//! line (another order costs one sort), and single-spaced paraphrases, kept as text. The table has 43,139 distinct words and phrases of at most 7 words
-//! (pycocoevalcap 1.2); a table with more than 65,535 words or phrases longer than 8 words is
-//! refused.
+//! line (another order costs one sort), and single-spaced paraphrases, kept as text.
+//!
+//! The table of pycocoevalcap 1.2 has 43,139 distinct words and phrases of at most 7 words; a
+//! table whose left phrases have more than 65,535 distinct words or more than 8 words, or with
+//! a paraphrase of more than 255 words, is refused.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
