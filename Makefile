@@ -77,8 +77,9 @@ model: $(WORK)/model/_SUCCESS
 $(WORK)/model/_SUCCESS: $(BIN)/trainer $(STAMPS)/trainer.json $(WORK)/tokens.parquet $(WORK)/features/_SUCCESS
 	$(BIN)/trainer $(if $(shell [ $(WORK)/model/last.mpk -nt $(WORK)/tokens.parquet ] && [ $(WORK)/model/last.mpk -nt $(WORK)/features/_SUCCESS ] && [ $(WORK)/model/last.mpk -nt $(STAMPS)/trainer.json ] && echo y),--resume) $(FLAGS)
 
+# METEOR's data (make meteor-data) adds METEOR: new data reruns the evaluator.
 evaluate: $(WORK)/eval/metrics.json
-$(WORK)/eval/metrics.json: $(BIN)/evaluator $(STAMPS)/evaluator.json $(WORK)/model/_SUCCESS
+$(WORK)/eval/metrics.json: $(BIN)/evaluator $(STAMPS)/evaluator.json $(WORK)/model/_SUCCESS $(wildcard data/meteor/MANIFEST)
 	$(BIN)/evaluator $(FLAGS)
 
 report: evaluate
