@@ -1,6 +1,7 @@
 //! The evaluator stage: captions the test split with the trained model, scores the captions
-//! with the coco-caption metrics (METEOR when `make meteor-data` has run), and writes `eval/predictions.parquet`, `eval/metrics.json`
-//! and `eval/report.html`. `evaluator score` scores any captions against any references.
+//! with the coco-caption metrics (METEOR when `make meteor-data` has run), and writes
+//! `eval/predictions.parquet`, `eval/metrics.json` and `eval/report.html`. `evaluator score`
+//! scores any captions against any references.
 
 pub mod decode;
 pub mod report;
