@@ -18,7 +18,8 @@ SET     ?=
 CARGO   ?= cargo
 # Cargo features of the burn binaries, e.g. FEATURES=cuda.
 FEATURES ?=
-BIN     := target/release
+# Where cargo puts the binaries: honours a CARGO_TARGET_DIR set in the environment.
+BIN     := $(or $(CARGO_TARGET_DIR),target)/release
 
 # The demo: the synthetic dataset, ImageNet weights when `make weights` fetched them.
 DEMO_DATASET := data/synthetic

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / "target" / "release"
+BIN = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
 WORK = Path(os.environ.get("BENCH_DIR", ROOT / "target" / "bench"))
 THREADS = 2
 

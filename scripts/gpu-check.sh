@@ -14,7 +14,7 @@
 # tolerance). The comparison needs python3 with pyarrow.
 set -euo pipefail
 mode=${1:?usage: gpu-check.sh prepare|run DIR} dir=${2:?usage: gpu-check.sh prepare|run DIR}
-bin=${BIN:-target/release}
+bin=${BIN:-${CARGO_TARGET_DIR:-target}/release}
 train_flags=(--set trainer.epochs=3 --set trainer.batch_size=64 --set trainer.val_metric=loss)
 
 if [ "$mode" = prepare ]; then

@@ -57,6 +57,7 @@ pub fn describe(output: &Output) -> String {
 }
 
 /// Files under `dir` (recursively), relative, sorted: to check nothing half-written remains.
+/// The work-dir lock files (`.lock`, `.lock-shard-*`) are not outputs and are left out.
 pub fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -68,7 +69,7 @@ pub fn files_under(dir: &Path) -> Vec<String> {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-            } else {
+            } else if !entry.file_name().to_string_lossy().starts_with(".lock") {
                 out.push(
                     path.strip_prefix(dir)
                         .unwrap_or(&path)

@@ -13,8 +13,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use contracts::PipelineConfig;
+use contracts::config::Override;
 use decoder::BeamConfig;
-use models::backend::{DeviceKind, run_on};
+use models::backend::run_on;
 
 /// burn allocates per operation; mimalloc makes that cheap.
 #[global_allocator]
@@ -52,25 +54,23 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    contracts::cli::exit_with(run())
+    let cli = Cli::parse();
+    let flags = [
+        Override::flag("--beam-size", "evaluator.beam_size", cli.beam_size),
+        Override::flag("--device", "evaluator.device", cli.device.as_ref()),
+    ];
+    cli.common.run(&flags, |config| run(&cli, config))
 }
 
-fn run() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
-    let config = cli.common.load()?;
-    let device = DeviceKind::parse(cli.device.as_deref().unwrap_or(&config.evaluator.device))
-        .map_err(anyhow::Error::msg)?;
+fn run(cli: &Cli, config: PipelineConfig) -> anyhow::Result<ExitCode> {
     let task = caption::CaptionImages {
         work_dir: config.paths.work_dir.clone(),
         images: caption::collect_images(&cli.inputs)?,
         network: caption::NetworkSettings::resolve(&config, cli.weights.as_deref())?,
-        beam: BeamConfig {
-            beam_size: cli.beam_size.unwrap_or(config.evaluator.beam_size).max(1),
-            ..BeamConfig::from_config(&config.evaluator)
-        },
+        beam: BeamConfig::from_config(&config.evaluator),
         batch_size: config.featurizer.batch_size,
     };
-    let (captioned, failed) = run_on(device, task).context("captioning")?;
+    let (captioned, failed) = run_on(config.evaluator.device, task)?.context("captioning")?;
     for bad in &failed {
         eprintln!("cannot caption {}: {}", bad.image, bad.reason);
     }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod image_name;
+pub mod lock;
 pub mod parquet_io;
 pub mod provenance;
 pub mod tables;

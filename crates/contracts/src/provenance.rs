@@ -136,7 +136,7 @@ impl Provenance {
             return Err(ContractError::Provenance {
                 path: file.to_path_buf(),
                 message: format!("it does not record which {name} it was built from"),
-                rerun: rerun_hint(rerun),
+                stage: rerun,
             });
         };
         if *recorded != content_hash(input)? {
@@ -146,24 +146,17 @@ impl Provenance {
                     "it was built from a different {} than the one on disk now",
                     input.display()
                 ),
-                rerun: rerun_hint(rerun),
+                stage: rerun,
             });
         }
         Ok(())
     }
 }
 
-pub(crate) fn rerun_hint(stage: Stage) -> String {
-    format!("{} stage (`make {}`)", stage.name(), stage.make_target())
-}
-
 /// SHA-256 of a file, or for a directory of a `.parquet` dataset, of its part names and
 /// their hashes in name order (so adding, removing or changing a part changes it).
 pub fn content_hash(path: &Path) -> Result<String, ContractError> {
-    let io = |source| ContractError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |error| ContractError::io(path, error);
     if path.is_dir() {
         let mut hasher = Sha256::new();
         for part in crate::parquet_io::dataset_parts(path)? {
@@ -177,10 +170,7 @@ pub fn content_hash(path: &Path) -> Result<String, ContractError> {
 }
 
 fn file_hash(path: &Path) -> Result<String, ContractError> {
-    let io = |source| ContractError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |error| ContractError::io(path, error);
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];

@@ -4,11 +4,14 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecoderError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
+
+    #[error("{} does not exist: no trained model here; run the trainer stage (`make model`)", path.display())]
+    NoModel { path: PathBuf },
 
     #[error("{}: not a readable caption-model checkpoint ({message}); retrain with `make model`", path.display())]
     Format { path: PathBuf, message: String },

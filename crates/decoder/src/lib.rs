@@ -23,6 +23,7 @@ pub mod beam;
 mod cross_entropy;
 mod error;
 mod fused_lstm;
+mod init;
 mod lstm;
 pub mod model;
 pub mod search;

@@ -11,16 +11,15 @@
 //! part is computed once per caption instead of once per word. As a consequence the dropout
 //! mask of the image part is drawn once per caption and shared by its words.
 
-use burn::module::{Module, Param, ParamId};
+use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear};
 use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use rand::{RngCore, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
+use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
+use crate::init::Initializer;
 use crate::lstm::{Lstm, LstmState};
 use crate::{DecoderError, FeatureStats, TeacherBatch};
 
@@ -82,47 +81,36 @@ impl CaptionModelConfig {
                 self.feature_dim
             )));
         }
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut init = Initializer::<B>::new(seed, device);
         let (f, e, h, v) = (
             self.feature_dim,
             self.embed_dim,
             self.hidden_dim,
             self.vocab_size,
         );
-        let linear = |rng: &mut ChaCha8Rng, input: usize, output: usize, bias: bool| Linear {
-            weight: Param::from_tensor(uniform(rng, [input, output], input, device)),
-            bias: bias.then(|| Param::from_tensor(uniform(rng, [output], input, device))),
-        };
-        let image_proj = linear(&mut rng, f, e, true);
+        let image_proj = init.linear(f, e, true);
         let embedding = Embedding {
-            weight: Param::from_tensor(normal(&mut rng, [v, e], device)),
+            weight: init.normal([v, e]),
         };
         let lstm = Lstm {
-            input_weight: Param::from_tensor(uniform(&mut rng, [e, 4 * h], h, device)),
-            hidden_weight: Param::from_tensor(uniform(&mut rng, [h, 4 * h], h, device)),
-            bias: Param::from_tensor(uniform(&mut rng, [4 * h], h, device)),
+            input_weight: init.uniform([e, 4 * h], h),
+            hidden_weight: init.uniform([h, 4 * h], h),
+            bias: init.uniform([4 * h], h),
         };
         // The merged layer's fan-in is h + e, split over its two parts.
         let fan_in = if self.merge { h + e } else { h };
         let output = Linear {
-            weight: Param::from_tensor(uniform(&mut rng, [h, v], fan_in, device)),
-            bias: Some(Param::from_tensor(uniform(&mut rng, [v], fan_in, device))),
+            weight: init.uniform([h, v], fan_in),
+            bias: Some(init.uniform([v], fan_in)),
         };
         let output_image = self.merge.then(|| Linear {
-            weight: Param::from_tensor(uniform(&mut rng, [e, v], fan_in, device)),
+            weight: init.uniform([e, v], fan_in),
             bias: None,
         });
-        // Constants, not parameters: no gradient, so the optimizer leaves them alone.
-        let constant = |values: &[f32]| {
-            Param::initialized(
-                ParamId::new(),
-                Tensor::from_data(TensorData::new(values.to_vec(), [values.len()]), device),
-            )
-        };
         let inv_std: Vec<f32> = stats.std.iter().map(|s| 1.0 / s).collect();
         Ok(CaptionModel {
-            feature_mean: constant(&stats.mean),
-            feature_inv_std: constant(&inv_std),
+            feature_mean: init.constant(&stats.mean),
+            feature_inv_std: init.constant(&inv_std),
             image_proj,
             embedding,
             lstm,
@@ -131,30 +119,6 @@ impl CaptionModelConfig {
             dropout: self.dropout,
         })
     }
-}
-
-fn uniform<B: Backend, const D: usize>(
-    rng: &mut ChaCha8Rng,
-    shape: [usize; D],
-    fan_in: usize,
-    device: &B::Device,
-) -> Tensor<B, D> {
-    let bound = 1.0 / (fan_in as f32).sqrt();
-    let n = shape.iter().product();
-    let values: Vec<f32> = (0..n)
-        .map(|_| (rand::Rng::random::<f32>(rng) * 2.0 - 1.0) * bound)
-        .collect();
-    Tensor::from_data(TensorData::new(values, shape), device)
-}
-
-fn normal<B: Backend, const D: usize>(
-    rng: &mut ChaCha8Rng,
-    shape: [usize; D],
-    device: &B::Device,
-) -> Tensor<B, D> {
-    let n = shape.iter().product();
-    let values: Vec<f32> = (0..n).map(|_| StandardNormal.sample(rng)).collect();
-    Tensor::from_data(TensorData::new(values, shape), device)
 }
 
 /// An inverted-dropout mask of `shape` drawn from `rng`: each element is `1 / (1 - p)` with

@@ -114,9 +114,9 @@ pub fn load_checkpoint<B: Backend, O: Record<B>>(
         path: path.to_path_buf(),
         message,
     };
-    let bytes = std::fs::read(path).map_err(|source| DecoderError::Io {
+    let bytes = std::fs::read(path).map_err(|error| DecoderError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let (record, optimizer, info_json): (ModelRecord<B>, O, String) =
         Recorder::<B>::load(&ByteRecorder::default(), bytes, device)
@@ -156,13 +156,7 @@ pub fn load_trained<B: Backend>(
 ) -> Result<(CaptionModel<B>, TrainedInfo), DecoderError> {
     let path = model_dir.join(BEST_CHECKPOINT);
     if !path.exists() {
-        return Err(DecoderError::Io {
-            path,
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "no trained model here; run the trainer stage (`make model`)",
-            ),
-        });
+        return Err(DecoderError::NoModel { path });
     }
     let (model, Skipped, info) = load_checkpoint::<B, Skipped>(&path, device)?;
     Ok((model, info))

@@ -10,7 +10,7 @@ pub mod score;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::tensor::backend::Backend;
 use contracts::atomic::write_atomically;
 use contracts::config::EvaluatorConfig;
@@ -19,7 +19,7 @@ use contracts::tables::{
     CAPTIONS_FILE, FEATURES_DIR, PREDICTIONS_FILE, PredictionRow, VOCAB_FILE, read_captions,
     read_vocab, write_predictions,
 };
-use contracts::{Provenance, Split, Stage};
+use contracts::{Provenance, Stage};
 use decoder::{BEST_CHECKPOINT, BeamConfig, load_trained};
 use models::backend::BackendTask;
 
@@ -48,12 +48,8 @@ fn evaluate<B: Backend>(
     config: &EvaluatorConfig,
     device: &B::Device,
 ) -> Result<MetricsReport> {
-    let split = Split::parse(&config.split).with_context(|| {
-        format!(
-            "evaluator.split {:?} is not train, val or test",
-            config.split
-        )
-    })?;
+    let _lock = contracts::lock::lock_work_dir(work_dir, "evaluator")?;
+    let split = config.split;
     // Before the long part: a corrupt METEOR data folder stops here.
     let meteor = score::load_meteor(&config.meteor_data)?;
     let model_dir = work_dir.join("model");

@@ -12,8 +12,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use contracts::PipelineConfig;
+use contracts::config::Override;
 use evaluator::score::{load_meteor, read_any, score};
-use models::backend::{DeviceKind, run_on};
+use models::backend::run_on;
 
 #[derive(Parser)]
 #[command(
@@ -60,17 +62,21 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    contracts::cli::exit_with(run())
+    let cli = Cli::parse();
+    let flags = [
+        Override::flag("--split", "evaluator.split", cli.split.as_ref()),
+        Override::flag("--beam-size", "evaluator.beam_size", cli.beam_size),
+        Override::flag("--device", "evaluator.device", cli.device.as_ref()),
+    ];
+    cli.common.run(&flags, |config| run(cli.command, config))
 }
 
-fn run() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
-    let mut config = cli.common.load()?;
+fn run(command: Option<Command>, config: PipelineConfig) -> anyhow::Result<ExitCode> {
     if let Some(Command::Score {
         predictions,
         references,
         json,
-    }) = cli.command
+    }) = command
     {
         let meteor = load_meteor(&config.evaluator.meteor_data)?;
         let (mut metrics, unmatched) = score(
@@ -95,19 +101,14 @@ fn run() -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(Command::Show) = cli.command {
+    if let Some(Command::Show) = command {
         return show(&config.paths.work_dir);
     }
-    let settings = &mut config.evaluator;
-    settings.split = cli.split.unwrap_or(settings.split.clone());
-    settings.beam_size = cli.beam_size.unwrap_or(settings.beam_size);
-    let device = DeviceKind::parse(cli.device.as_deref().unwrap_or(&settings.device))
-        .map_err(anyhow::Error::msg)?;
     let task = evaluator::Evaluate {
         work_dir: config.paths.work_dir.clone(),
-        config: config.evaluator,
+        config: config.evaluator.clone(),
     };
-    run_on(device, task).context("evaluating")?;
+    run_on(config.evaluator.device, task)?.context("evaluating")?;
     show(&config.paths.work_dir)
 }
 

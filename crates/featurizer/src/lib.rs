@@ -1,24 +1,27 @@
 //! The featurizer stage: images -> `features/part-NNNNN.parquet` (2048-d ResNet50 vectors).
 //!
-//! Decoding and resizing run on rayon threads one batch ahead of the network, through a
-//! bounded channel, so memory stays bounded by the batch size whatever the dataset size.
+//! - [`images`]: which images, where.
+//! - [`parts`]: the dataset's parts, the unit of resume and sharding.
+//! - [`pipeline`]: decoding one batch ahead of the network, memory bounded by the batch size,
+//!   and faults that end the run instead of hanging it.
 
 pub mod images;
 pub mod parts;
+pub mod pipeline;
 
-use std::path::PathBuf;
-use std::sync::mpsc;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
-use contracts::tables::{CAPTIONS_FILE, FEATURE_DIM, FEATURES_DIR, Features, write_features};
+use contracts::lock::{WorkDirLock, lock_work_dir, lock_work_dir_shard};
+use contracts::tables::{CAPTIONS_FILE, FEATURES_DIR, Features, write_features};
 use contracts::{Provenance, Stage};
 use models::backend::BackendTask;
-use models::preprocess::{ImageError, Preprocess};
+use models::preprocess::Preprocess;
 use models::resnet::{ResNetConfig, WeightsSource, load_resnet};
-use rayon::prelude::*;
+use sha2::{Digest, Sha256};
 
 use crate::images::ImageList;
 use crate::parts::{Part, Shard};
@@ -91,15 +94,40 @@ fn settings(options: &Options, list: &ImageList) -> Result<serde_json::Value> {
     }))
 }
 
+/// The work-dir lock: exclusive for a whole run, shared with the other shards of the same job
+/// (the same settings and shard count) for `--shard k/n`.
+fn lock(options: &Options, settings: &serde_json::Value) -> Result<WorkDirLock> {
+    let shard = options.shard;
+    if shard == Shard::WHOLE {
+        return Ok(lock_work_dir(&options.work_dir, "featurizer")?);
+    }
+    let job = hex::encode(Sha256::digest(settings.to_string().as_bytes()));
+    Ok(lock_work_dir_shard(
+        &options.work_dir,
+        "featurizer",
+        shard.index,
+        shard.count,
+        &job,
+    )?)
+}
+
 fn featurize<B: Backend>(options: &Options, device: &B::Device) -> Result<Summary> {
     let started = Instant::now();
     let list = ImageList::resolve(&options.work_dir, options.images.as_deref())?;
     let features_dir = options.work_dir.join(FEATURES_DIR);
     std::fs::create_dir_all(&features_dir)
         .with_context(|| format!("creating {}", features_dir.display()))?;
-    remove_stale_temp_files(&features_dir);
     let settings = settings(options, &list)?;
+    let _lock = lock(options, &settings)?;
     let parts = parts::plan(&features_dir, list.names.len(), options.part_rows)?;
+    // A killed run can leave the temp file of a part it was writing; other shards may be
+    // writing theirs right now, so only this run's parts are cleaned.
+    let owned: HashSet<String> = parts
+        .iter()
+        .filter(|p| options.shard.owns(p.index))
+        .map(|p| p.file_name())
+        .collect();
+    contracts::atomic::remove_stale_temps(&features_dir, |target| owned.contains(target))?;
     let mut summary = Summary {
         images: list.names.len(),
         ..Summary::default()
@@ -126,15 +154,26 @@ fn featurize<B: Backend>(options: &Options, device: &B::Device) -> Result<Summar
         let network = load_resnet::<B>(&options.network, &options.weights, device)?;
         summary.load = loading.elapsed();
         let provenance = base_provenance(&list, &settings)?;
-        run_parts(
-            options,
-            &list,
-            &todo,
-            &provenance,
-            device,
+        let plan = pipeline::Plan {
+            list: &list,
+            todo: &todo,
+            batch_size: options.batch_size,
+            side: options.preprocess.crop as usize,
+        };
+        let preprocess = options.preprocess;
+        let progress = progress_bar(todo.iter().map(|p| p.range.len() as u64).sum());
+        pipeline::run(
+            &plan,
+            |path: &Path| preprocess.load(path).map_err(|e| e.reason.to_string()),
+            |part: &Part, features: &Features, skipped: &[pipeline::Skip]| {
+                write_part(part, features, skipped, &provenance)
+            },
             |images| network.forward(images),
+            device,
             &mut summary,
+            &progress,
         )?;
+        progress.finish_and_clear();
     }
     summary.missing_parts = parts.iter().filter(|p| !p.path.is_file()).count();
     let marker = features_dir.join(SUCCESS_MARKER);
@@ -146,19 +185,6 @@ fn featurize<B: Backend>(options: &Options, device: &B::Device) -> Result<Summar
     }
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
-}
-
-/// A killed run can leave the hidden temp file of the part it was writing; it is garbage.
-fn remove_stale_temp_files(features_dir: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(features_dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(".part-") && name.ends_with(".tmp") {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
 }
 
 /// Provenance shared by every part of this run (each part adds the images it skipped).
@@ -202,176 +228,16 @@ fn existing_part(
     )
 }
 
-/// A part being filled: its slot in the to-do list, its rows, and the images it skipped.
-struct OpenPart {
-    slot: usize,
-    features: Features,
-    skipped: Vec<(String, String)>,
-}
-
-/// One decoded batch on its way from the decoding threads to the network.
-struct Batch {
-    part: usize,
-    names: Vec<String>,
-    pixels: Vec<Result<Vec<f32>, ImageError>>,
-}
-
-fn run_parts<B: Backend>(
-    options: &Options,
-    list: &ImageList,
-    todo: &[Part],
-    provenance: &Provenance,
-    device: &B::Device,
-    forward: impl Fn(Tensor<B, 4>) -> Tensor<B, 2> + Sync,
-    summary: &mut Summary,
-) -> Result<()> {
-    let total: usize = todo.iter().map(|p| p.range.len()).sum();
-    let progress = progress_bar(total as u64);
-    let batch_size = options.batch_size.max(1);
-    let preprocess = options.preprocess;
-    let (sender, receiver) = mpsc::sync_channel::<Batch>(1);
-    std::thread::scope(|scope| -> Result<()> {
-        scope.spawn(move || {
-            for (slot, part) in todo.iter().enumerate() {
-                for chunk in list.names[part.range.clone()].chunks(batch_size) {
-                    let pixels = chunk
-                        .par_iter()
-                        .map(|name| preprocess.load(&list.dir.join(name)))
-                        .collect();
-                    if sender
-                        .send(Batch {
-                            part: slot,
-                            names: chunk.to_vec(),
-                            pixels,
-                        })
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-        });
-        let mut current: Option<OpenPart> = None;
-        loop {
-            let waited = Instant::now();
-            let Ok(batch) = receiver.recv() else { break };
-            summary.wait_decode += waited.elapsed();
-            if current.as_ref().is_some_and(|open| open.slot != batch.part) {
-                let open = current.take().expect("checked above");
-                finish_part(&todo[open.slot], open, provenance, summary)?;
-            }
-            let batch_len = batch.names.len() as u64;
-            let OpenPart {
-                features, skipped, ..
-            } = current.get_or_insert_with(|| OpenPart {
-                slot: batch.part,
-                features: Features::default(),
-                skipped: Vec::new(),
-            });
-            let mut good = Vec::with_capacity(batch.names.len() * preprocess.tensor_len());
-            let mut names = Vec::with_capacity(batch.names.len());
-            for (name, pixels) in batch.names.into_iter().zip(batch.pixels) {
-                match pixels {
-                    Ok(pixels) => {
-                        good.extend_from_slice(&pixels);
-                        names.push(name);
-                    }
-                    Err(e) => {
-                        progress.suspend(|| {
-                            tracing::warn!("skipped {}: {}", e.path.display(), e.reason)
-                        });
-                        skipped.push((name, e.reason.to_string()));
-                    }
-                }
-            }
-            progress.inc(batch_len);
-            if names.is_empty() {
-                continue;
-            }
-            let ran = Instant::now();
-            let output = run_halves(
-                &forward,
-                good,
-                names.len(),
-                preprocess.crop as usize,
-                device,
-            )?;
-            summary.network += ran.elapsed();
-            if output.len() != names.len() * FEATURE_DIM {
-                bail!(
-                    "the network produced {} values for {} images, expected {FEATURE_DIM} each",
-                    output.len(),
-                    names.len()
-                );
-            }
-            summary.featurized += names.len();
-            features.images.extend(names);
-            features.features.extend_from_slice(&output);
-        }
-        if let Some(open) = current.take() {
-            finish_part(&todo[open.slot], open, provenance, summary)?;
-        }
-        Ok(())
-    })?;
-    progress.finish_and_clear();
-    Ok(())
-}
-
-/// Runs the network on a batch as two half-batches at once: while one half is in an
-/// operation the backend runs on a single thread (elementwise work, pooling), the other keeps
-/// the remaining cores busy. Returns `[images * FEATURE_DIM]` values in image order.
-fn run_halves<B: Backend>(
-    forward: &(impl Fn(Tensor<B, 4>) -> Tensor<B, 2> + Sync),
-    pixels: Vec<f32>,
-    images: usize,
-    side: usize,
-    device: &B::Device,
-) -> Result<Vec<f32>> {
-    let run = |pixels: Vec<f32>, n: usize| {
-        let input = Tensor::<B, 4>::from_data(TensorData::new(pixels, [n, 3, side, side]), device);
-        forward(input)
-            .into_data()
-            .into_vec::<f32>()
-            .map_err(|e| anyhow::anyhow!("reading features: {e:?}"))
-    };
-    if images < 2 {
-        return run(pixels, images);
-    }
-    let first = images / 2;
-    let mut pixels = pixels;
-    let second_pixels = pixels.split_off(first * 3 * side * side);
-    let (a, b) = std::thread::scope(|scope| {
-        let second = scope.spawn(|| run(second_pixels, images - first));
-        let a = run(pixels, first);
-        (
-            a,
-            second
-                .join()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("the network thread panicked"))),
-        )
-    });
-    let mut out = a?;
-    out.extend(b?);
-    Ok(out)
-}
-
 /// Writes one part atomically, recording the images it had to skip.
-fn finish_part(
+fn write_part(
     part: &Part,
-    open: OpenPart,
+    features: &Features,
+    skipped: &[pipeline::Skip],
     provenance: &Provenance,
-    summary: &mut Summary,
 ) -> Result<()> {
-    let OpenPart {
-        features, skipped, ..
-    } = open;
-    let written = Instant::now();
     let mut provenance = provenance.clone();
-    provenance.config["skipped"] = serde_json::to_value(&skipped)?;
-    write_features(&part.path, &features, &provenance)?;
-    summary.write += written.elapsed();
-    summary.written_parts += 1;
-    summary.skipped.extend(skipped);
+    provenance.config["skipped"] = serde_json::to_value(skipped)?;
+    write_features(&part.path, features, &provenance)?;
     tracing::debug!(
         "wrote {} ({} images)",
         part.path.display(),

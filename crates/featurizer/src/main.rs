@@ -13,8 +13,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use contracts::PipelineConfig;
+use contracts::config::Override;
 use featurizer::parts::Shard;
-use models::backend::{DeviceKind, run_on};
+use models::backend::run_on;
 use models::preprocess::Preprocess;
 use models::resnet::{ResNetConfig, WeightsSource};
 
@@ -59,28 +61,30 @@ struct Cli {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    contracts::cli::exit_with(run())
+    let cli = Cli::parse();
+    let flags = [
+        Override::text_flag("--weights", "paths.weights", cli.weights.as_ref()),
+        Override::flag("--batch-size", "featurizer.batch_size", cli.batch_size),
+        Override::flag("--device", "featurizer.device", cli.device.as_ref()),
+    ];
+    cli.common.run(&flags, |config| run(&cli, config))
 }
 
-fn run() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
-    let config = cli.common.load()?;
+fn run(cli: &Cli, config: PipelineConfig) -> anyhow::Result<ExitCode> {
     let settings = config.featurizer;
-    let weights = WeightsSource::parse(&cli.weights.unwrap_or(config.paths.weights), settings.seed);
-    let device = DeviceKind::parse(cli.device.as_deref().unwrap_or(&settings.device))
-        .map_err(anyhow::Error::msg)?;
     let options = featurizer::Options {
         work_dir: config.paths.work_dir,
-        images: cli.images,
-        weights,
+        images: cli.images.clone(),
+        weights: WeightsSource::parse(&config.paths.weights, settings.seed),
         preprocess: Preprocess::new(settings.resize, settings.crop),
-        batch_size: cli.batch_size.unwrap_or(settings.batch_size),
+        batch_size: settings.batch_size,
         part_rows: settings.part_rows,
         shard: cli.shard,
         force: cli.force,
         network: ResNetConfig::resnet50(),
     };
-    let summary = run_on(device, featurizer::Featurize(options)).context("featurizing")?;
+    let summary =
+        run_on(settings.device, featurizer::Featurize(options))?.context("featurizing")?;
     print!("{summary}");
     if summary.skipped.is_empty() {
         return Ok(ExitCode::SUCCESS);

@@ -27,6 +27,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use contracts::PipelineConfig;
 use contracts::cli::CommonArgs;
+use contracts::config::Override;
 
 use crate::dataset::Options;
 
@@ -56,15 +57,25 @@ struct Cli {
 }
 
 impl Cli {
-    /// The run's options: each flag given wins over its config key.
+    /// The flags that set config keys (checked like them, and winning over them).
+    fn overrides(&self) -> [Option<Override>; 3] {
+        [
+            Override::text_flag(
+                "--out",
+                "paths.dataset_dir",
+                self.out.as_ref().map(|p| p.display()),
+            ),
+            Override::flag("--images", "synth.images", self.images),
+            Override::flag("--seed", "synth.seed", self.seed),
+        ]
+    }
+
+    /// The run's options.
     fn options(&self, config: &PipelineConfig) -> Options {
         Options {
-            out: self
-                .out
-                .clone()
-                .unwrap_or_else(|| config.paths.dataset_dir.clone()),
-            images: self.images.unwrap_or(config.synth.images),
-            seed: self.seed.unwrap_or(config.synth.seed),
+            out: config.paths.dataset_dir.clone(),
+            images: config.synth.images,
+            seed: config.synth.seed,
             image_size: config.synth.image_size,
             force: self.force,
         }
@@ -72,14 +83,12 @@ impl Cli {
 }
 
 fn main() -> ExitCode {
-    contracts::cli::exit_with(run())
-}
-
-fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    let config = cli.common.load()?;
-    dataset::generate(&cli.options(&config))?.log();
-    Ok(ExitCode::SUCCESS)
+    cli.common
+        .run(&cli.overrides(), |config| -> anyhow::Result<ExitCode> {
+            dataset::generate(&cli.options(&config))?.log();
+            Ok(ExitCode::SUCCESS)
+        })
 }
 
 #[cfg(test)]
@@ -93,8 +102,14 @@ mod tests {
     fn options(args: &[&str]) -> Options {
         let cli =
             Cli::try_parse_from(std::iter::once("synth").chain(args.iter().copied())).unwrap();
-        let config =
-            PipelineConfig::load(Path::new("none.toml"), &cli.common.overrides, true).unwrap();
+        let mut overrides: Vec<Override> = cli
+            .common
+            .overrides
+            .iter()
+            .map(|item| Override::set(item).unwrap())
+            .collect();
+        overrides.extend(cli.overrides().into_iter().flatten());
+        let config = PipelineConfig::load(Path::new("none.toml"), &overrides, true).unwrap();
         cli.options(&config)
     }
 

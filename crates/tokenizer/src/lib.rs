@@ -30,6 +30,7 @@ pub struct Summary {
 
 /// Reads `work_dir/captions.parquet`, writes the vocabulary and token ids next to it.
 pub fn run(work_dir: &Path, config: &TokenizerConfig) -> Result<Summary> {
+    let _lock = contracts::lock::lock_work_dir(work_dir, "tokenizer")?;
     let captions_path = work_dir.join(CAPTIONS_FILE);
     let (captions, _) = read_captions(&captions_path)?;
     let train = captions.iter().filter(|c| c.split == Split::Train);

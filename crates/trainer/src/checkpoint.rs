@@ -51,11 +51,15 @@ pub struct EpochMetrics {
     /// Learning rate used during the epoch.
     #[serde(with = "exact")]
     pub learning_rate: f64,
+}
+
+/// How long an epoch took: in `metrics.csv`, never in a checkpoint (so the same seed gives
+/// byte-identical checkpoints).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochTiming {
     /// Wall time of the epoch, validation included.
-    #[serde(with = "exact")]
     pub seconds: f64,
     /// Training captions per second (training steps only).
-    #[serde(with = "exact")]
     pub captions_per_s: f64,
 }
 
@@ -215,7 +219,7 @@ pub fn check_resumable(
     let comparable = |c: &TrainerConfig| TrainerConfig {
         epochs: 0,
         patience: 0,
-        device: String::new(),
+        device: Default::default(),
         ..c.clone()
     };
     if comparable(&state.trainer) != comparable(trainer) {
@@ -229,18 +233,18 @@ pub fn check_resumable(
     Ok(state)
 }
 
-/// Removes the trainer's files from `dir` (a new run overwrites the old model).
+/// Removes the trainer's files from `dir` (a new run overwrites the old model), and the
+/// temp files of writes a killed run never finished. Returns the model files it removed.
 pub fn clear_model_dir(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
-    // Temp files of a write that was killed (`.best.mpk.tmp`, ...) go too.
-    let temps = MODEL_FILES.iter().map(|name| format!(".{name}.tmp"));
-    for name in MODEL_FILES.iter().map(|n| n.to_string()).chain(temps) {
-        let path = dir.join(&name);
+    for name in MODEL_FILES {
+        let path = dir.join(name);
         if path.exists() {
             std::fs::remove_file(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             removed.push(path);
         }
     }
+    contracts::atomic::remove_stale_temps(dir, |target| MODEL_FILES.contains(&target))?;
     Ok(removed)
 }
 
@@ -293,8 +297,6 @@ mod tests {
             val_loss: 1.0 / 3.0,
             val_bleu4: 0.0,
             learning_rate: 1e-3,
-            seconds: 1.5,
-            captions_per_s: 100.0,
         }
     }
 

@@ -20,9 +20,9 @@ pub mod train;
 
 use std::fmt;
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use contracts::PipelineConfig;
-use models::backend::{DeviceKind, run_on};
+use models::backend::run_on;
 use tracing::info;
 
 pub use checkpoint::{EpochMetrics, MODEL_DIR};
@@ -32,11 +32,9 @@ pub use train::{TrainOptions, TrainSummary};
 /// Trains with `config` (work directory, `[model]`, `[trainer]`, and `[evaluator]`'s decoding
 /// settings for the validation BLEU), writing `work_dir/model/`.
 pub fn run(config: &PipelineConfig, options: &TrainOptions) -> Result<TrainSummary> {
-    let kind =
-        DeviceKind::parse(&config.trainer.device).map_err(|e| anyhow!("trainer.device: {e}"))?;
-    train::check_trainer_config(&config.trainer)?;
     train::model_config(config, decoder::SPECIALS as usize + 1).validate()?;
     let work_dir = &config.paths.work_dir;
+    let _lock = contracts::lock::lock_work_dir(work_dir, "trainer")?;
     let data = Dataset::load(work_dir)?;
     info!(
         "read {} train and {} val captions, {} feature vectors, a vocabulary of {} tokens from {}",
@@ -51,14 +49,14 @@ pub fn run(config: &PipelineConfig, options: &TrainOptions) -> Result<TrainSumma
     let done = model_dir.join(SUCCESS_MARKER);
     let _ = std::fs::remove_file(&done);
     let summary = run_on(
-        kind,
+        config.trainer.device,
         train::TrainTask {
             config,
             data: &data,
             options,
             model_dir: &model_dir,
         },
-    )?;
+    )??;
     contracts::atomic::write_atomically(&done, summary.to_string().as_bytes())?;
     Ok(summary)
 }

@@ -10,6 +10,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use contracts::PipelineConfig;
+use contracts::config::Override;
 
 // burn's CPU training allocates and frees large tensors at every step: mimalloc makes a step
 // about 2.5x faster than glibc's allocator here.
@@ -44,14 +46,15 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    contracts::cli::exit_with(run())
+    let cli = Cli::parse();
+    let flags = [
+        Override::flag("--epochs", "trainer.epochs", cli.epochs),
+        Override::flag("--device", "trainer.device", cli.device.as_ref()),
+    ];
+    cli.common.run(&flags, |config| run(&cli, config))
 }
 
-fn run() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
-    let mut config = cli.common.load()?;
-    config.trainer.epochs = cli.epochs.unwrap_or(config.trainer.epochs);
-    config.trainer.device = cli.device.unwrap_or(config.trainer.device);
+fn run(cli: &Cli, config: PipelineConfig) -> anyhow::Result<ExitCode> {
     let options = trainer::TrainOptions {
         resume: cli.resume,
         progress: !cli.common.quiet,

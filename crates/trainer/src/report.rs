@@ -1,12 +1,13 @@
 //! The per-epoch metrics table (`metrics.csv`) and the loss curves (`loss.svg`), rewritten
 //! after every epoch from the whole history (so a resumed run writes the same files).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 
-use crate::checkpoint::EpochMetrics;
+use crate::checkpoint::{EpochMetrics, EpochTiming};
 
 pub const METRICS_FILE: &str = "metrics.csv";
 pub const PLOT_FILE: &str = "loss.svg";
@@ -15,28 +16,55 @@ pub const PLOT_FILE: &str = "loss.svg";
 pub const METRICS_HEADER: &str =
     "epoch,train_loss,val_loss,val_bleu4,learning_rate,seconds,captions_per_s";
 
-/// `metrics.csv` as text.
-pub fn metrics_csv(history: &[EpochMetrics]) -> String {
+/// Epoch number to its timing.
+pub type Timings = BTreeMap<usize, EpochTiming>;
+
+/// `metrics.csv` as text. An epoch without a timing (trained by a run whose `metrics.csv` was
+/// lost) has empty timing fields.
+pub fn metrics_csv(history: &[EpochMetrics], timings: &Timings) -> String {
     let mut out = String::from(METRICS_HEADER);
     out.push('\n');
     for m in history {
+        let timing = timings.get(&m.epoch).map_or_else(
+            || ",".to_string(),
+            |t| format!("{:.2},{:.1}", t.seconds, t.captions_per_s),
+        );
         out.push_str(&format!(
-            "{},{:.6},{:.6},{:.6},{:e},{:.2},{:.1}\n",
-            m.epoch,
-            m.train_loss,
-            m.val_loss,
-            m.val_bleu4,
-            m.learning_rate,
-            m.seconds,
-            m.captions_per_s
+            "{},{:.6},{:.6},{:.6},{:e},{timing}\n",
+            m.epoch, m.train_loss, m.val_loss, m.val_bleu4, m.learning_rate,
         ));
     }
     out
 }
 
+/// The timings of an earlier run's `metrics.csv` in `dir` (a resumed run keeps them); none
+/// when it is missing or unreadable.
+pub fn read_timings(dir: &Path) -> Timings {
+    let Ok(text) = std::fs::read_to_string(dir.join(METRICS_FILE)) else {
+        return Timings::new();
+    };
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            let [epoch, .., seconds, rate] = fields.as_slice() else {
+                return None;
+            };
+            let timing = EpochTiming {
+                seconds: seconds.parse().ok()?,
+                captions_per_s: rate.parse().ok()?,
+            };
+            Some((epoch.parse().ok()?, timing))
+        })
+        .collect()
+}
+
 /// Writes `metrics.csv` and `loss.svg` into `dir`, each atomically.
-pub fn write_reports(dir: &Path, history: &[EpochMetrics]) -> Result<()> {
-    contracts::atomic::write_atomically(&dir.join(METRICS_FILE), metrics_csv(history).as_bytes())?;
+pub fn write_reports(dir: &Path, history: &[EpochMetrics], timings: &Timings) -> Result<()> {
+    contracts::atomic::write_atomically(
+        &dir.join(METRICS_FILE),
+        metrics_csv(history, timings).as_bytes(),
+    )?;
     let svg = loss_svg(history).map_err(|e| anyhow!("drawing {PLOT_FILE}: {e}"))?;
     contracts::atomic::write_atomically(&dir.join(PLOT_FILE), svg.as_bytes())?;
     Ok(())
@@ -134,18 +162,31 @@ mod tests {
             val_loss: 4.5 / epoch as f64,
             val_bleu4: 0.05 * epoch as f64,
             learning_rate: 1e-3,
-            seconds: 12.345,
-            captions_per_s: 250.0,
         }
     }
 
     #[test]
-    fn csv_has_one_row_per_epoch() {
-        let csv = metrics_csv(&[row(1), row(2)]);
-        let lines: Vec<&str> = csv.lines().collect();
-        assert_eq!(lines[0], METRICS_HEADER);
-        assert_eq!(lines[1], "1,4.000000,4.500000,0.050000,1e-3,12.35,250.0");
-        assert_eq!(lines.len(), 3);
+    fn csv_has_one_row_per_epoch_and_its_timings_read_back() {
+        let timing = EpochTiming {
+            seconds: 12.345,
+            captions_per_s: 250.0,
+        };
+        let timings = Timings::from([(1, timing)]);
+        let csv = metrics_csv(&[row(1), row(2)], &timings);
+        assert_eq!(
+            csv,
+            format!(
+                "{METRICS_HEADER}\n1,4.000000,4.500000,0.050000,1e-3,12.35,250.0\n\
+                 2,2.000000,2.250000,0.100000,1e-3,,\n"
+            )
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(METRICS_FILE), csv).unwrap();
+        let back = read_timings(dir.path());
+        assert_eq!(back.keys().copied().collect::<Vec<_>>(), [1]);
+        assert_eq!(back[&1].captions_per_s, 250.0);
+        assert!((back[&1].seconds - 12.35).abs() < 1e-12);
+        assert!(read_timings(&dir.path().join("none")).is_empty());
     }
 
     #[test]

@@ -7,10 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, bail};
 use burn::backend::Autodiff;
-use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
+use burn::module::{AutodiffModule, Module, ModuleVisitor, Param, ParamId};
 use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::record::AdaptorRecord;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
@@ -29,17 +30,36 @@ use wide::f32x8;
 
 use crate::adam::{Adam, CHUNK};
 use crate::checkpoint::{
-    CONFIG_FILE, EpochMetrics, TRAINED_FILE, TrainerState, check_resumable, clear_model_dir,
-    epoch_seed, init_seed, trained_info,
+    CONFIG_FILE, EpochMetrics, EpochTiming, TRAINED_FILE, TrainerState, check_resumable,
+    clear_model_dir, epoch_seed, init_seed, trained_info,
 };
 use crate::data::{Caption, Dataset, length_buckets, sorted_batches};
-use crate::report::write_reports;
+use crate::report::{read_timings, write_reports};
 
 /// The training backend over `B`.
 pub type Train<B> = Autodiff<B>;
 /// Adam over the caption model.
 pub type Optim<B> = OptimizerAdaptor<Adam, CaptionModel<Train<B>>, Train<B>>;
 type OptimRecord<B> = <Optim<B> as Optimizer<CaptionModel<Train<B>>, Train<B>>>::Record;
+/// The optimizer state as a checkpoint stores it: one entry per parameter, in parameter-id
+/// order (burn's own record is a hash map, whose order differs from process to process).
+type SortedOptimRecord<B> = Vec<(String, AdaptorRecord<Adam, Train<B>>)>;
+
+fn sorted<B: Backend>(record: OptimRecord<B>) -> SortedOptimRecord<B> {
+    let mut entries: Vec<(ParamId, _)> = record.into_iter().collect();
+    entries.sort_by_key(|(id, _)| *id);
+    entries
+        .into_iter()
+        .map(|(id, state)| (id.serialize(), state))
+        .collect()
+}
+
+fn unsorted<B: Backend>(record: SortedOptimRecord<B>) -> OptimRecord<B> {
+    record
+        .into_iter()
+        .map(|(id, state)| (ParamId::deserialize(&id), state))
+        .collect()
+}
 
 /// Images per greedy-decoding call during validation.
 const DECODE_BATCH: usize = 256;
@@ -82,37 +102,6 @@ pub fn model_config(config: &PipelineConfig, vocab_size: usize) -> CaptionModelC
 /// [`clip_global_norm`]), not burn's per-tensor clipping.
 pub fn adam(trainer: &TrainerConfig) -> Adam {
     Adam::new(trainer.adam_epsilon as f32)
-}
-
-/// Refuses settings the loop cannot run with, naming the key.
-pub fn check_trainer_config(trainer: &TrainerConfig) -> Result<()> {
-    ensure!(
-        trainer.batch_size > 0,
-        "trainer.batch_size must be positive"
-    );
-    ensure!(
-        trainer.learning_rate > 0.0,
-        "trainer.learning_rate must be positive"
-    );
-    ensure!(
-        trainer.adam_epsilon > 0.0,
-        "trainer.adam_epsilon must be positive"
-    );
-    ensure!(
-        trainer.clip_norm >= 0.0,
-        "trainer.clip_norm must be >= 0 (0 turns clipping off)"
-    );
-    ensure!(
-        trainer.lr_decay > 0.0 && trainer.lr_decay <= 1.0,
-        "trainer.lr_decay must be in (0, 1], got {}",
-        trainer.lr_decay
-    );
-    ensure!(
-        matches!(trainer.val_metric.as_str(), "bleu4" | "loss"),
-        "trainer.val_metric must be \"bleu4\" or \"loss\", got {:?}",
-        trainer.val_metric
-    );
-    Ok(())
 }
 
 /// Rescales all gradients together so that their global L2 norm is at most `max_norm`, as
@@ -359,7 +348,7 @@ fn train_on<B: Backend>(task: TrainTask<'_>, device: &B::Device) -> Result<Train
     } = task;
     let trainer = &config.trainer;
     let model_config = model_config(config, data.vocab.len());
-    let higher_is_better = trainer.val_metric == "bleu4";
+    let higher_is_better = trainer.val_metric.higher_is_better();
     let last_path = model_dir.join(decoder::LAST_CHECKPOINT);
     let best_path = model_dir.join(decoder::BEST_CHECKPOINT);
 
@@ -371,16 +360,15 @@ fn train_on<B: Backend>(task: TrainTask<'_>, device: &B::Device) -> Result<Train
         );
     }
     let (mut model, mut optim, mut state) = if resume {
-        let (model, record, info) = decoder::load_checkpoint::<Train<B>, OptimRecord<B>>(
-            &last_path, device,
-        )
-        .with_context(|| {
-            format!(
-                "cannot resume: run the trainer without --resume (or delete {}) to \
+        let (model, record, info) =
+            decoder::load_checkpoint::<Train<B>, SortedOptimRecord<B>>(&last_path, device)
+                .with_context(|| {
+                    format!(
+                        "cannot resume: run the trainer without --resume (or delete {}) to \
                          start over",
-                model_dir.display()
-            )
-        })?;
+                        model_dir.display()
+                    )
+                })?;
         let state = check_resumable(
             &last_path,
             &info,
@@ -394,7 +382,11 @@ fn train_on<B: Backend>(task: TrainTask<'_>, device: &B::Device) -> Result<Train
             last_path.display(),
             state.epochs_done
         );
-        (model, adam(trainer).init().load_record(record), state)
+        (
+            model,
+            adam(trainer).init().load_record(unsorted(record)),
+            state,
+        )
     } else {
         let removed = clear_model_dir(model_dir)?;
         if !removed.is_empty() {
@@ -437,6 +429,13 @@ fn train_on<B: Backend>(task: TrainTask<'_>, device: &B::Device) -> Result<Train
         device,
     );
     let lengths: Vec<usize> = data.train.iter().map(|c| c.tokens.len()).collect();
+    // Earlier epochs' timings live in metrics.csv only, not in checkpoints.
+    let mut timings = if resume {
+        read_timings(model_dir)
+    } else {
+        Default::default()
+    };
+    timings.retain(|&epoch, _| epoch <= state.epochs_done);
     let start_epoch = state.epochs_done;
     if state.stopped_early {
         info!(
@@ -499,9 +498,12 @@ fn train_on<B: Backend>(task: TrainTask<'_>, device: &B::Device) -> Result<Train
             val_loss,
             val_bleu4,
             learning_rate,
+        };
+        let timing = EpochTiming {
             seconds: started.elapsed().as_secs_f64(),
             captions_per_s: captions as f64 / train_seconds,
         };
+        timings.insert(metrics.epoch, timing);
         let metric = if higher_is_better {
             val_bleu4
         } else {
@@ -515,14 +517,14 @@ fn train_on<B: Backend>(task: TrainTask<'_>, device: &B::Device) -> Result<Train
             &state,
         )?;
         if improved {
-            decoder::save_checkpoint(&best_path, &model, optim.to_record(), &info)?;
+            decoder::save_checkpoint(&best_path, &model, sorted(optim.to_record()), &info)?;
             contracts::atomic::write_atomically(
                 &model_dir.join(TRAINED_FILE),
                 serde_json::to_string_pretty(&info)?.as_bytes(),
             )?;
         }
-        decoder::save_checkpoint(&last_path, &model, optim.to_record(), &info)?;
-        write_reports(model_dir, &state.history)?;
+        decoder::save_checkpoint(&last_path, &model, sorted(optim.to_record()), &info)?;
+        write_reports(model_dir, &state.history, &timings)?;
         info!(
             "epoch {}/{}: train loss {:.4}, val loss {:.4}, val BLEU-4 {:.4}{}, lr {:e}, {:.1} s, {:.0} training captions/s ({})",
             metrics.epoch,
@@ -532,14 +534,16 @@ fn train_on<B: Backend>(task: TrainTask<'_>, device: &B::Device) -> Result<Train
             metrics.val_bleu4,
             if improved { " (best)" } else { "" },
             learning_rate,
-            metrics.seconds,
-            metrics.captions_per_s,
+            timing.seconds,
+            timing.captions_per_s,
             trainer.device
         );
         if state.stopped_early {
             info!(
                 "early stopping: val {} has not improved for {} epochs; best epoch {}",
-                trainer.val_metric, trainer.patience, state.best_epoch
+                trainer.val_metric.name(),
+                trainer.patience,
+                state.best_epoch
             );
         }
     }

@@ -143,7 +143,7 @@ fn distinct_images_get_distinct_captions() {
 }
 
 #[test]
-fn same_seed_gives_identical_metrics_and_weights() {
+fn same_seed_gives_identical_metrics_weights_and_checkpoint_files() {
     let fixture = common::dataset([2, 1, 0], 5);
     let other = tempfile::tempdir().unwrap();
     let config = fixture.config(2);
@@ -159,6 +159,12 @@ fn same_seed_gives_identical_metrics_and_weights() {
     assert_eq!(common::metrics_without_timing(&model_dir), first);
     assert_eq!(weights(&model_dir.join("last.mpk")), first_weights);
     assert_eq!(first.len(), 3);
+    // Byte for byte: no timings, random parameter ids or hash-map order in a checkpoint.
+    for name in ["best.mpk", "last.mpk"] {
+        let a = std::fs::read(fixture.model_dir().join(name)).unwrap();
+        let b = std::fs::read(model_dir.join(name)).unwrap();
+        assert!(a == b, "{name} differs between two runs with the same seed");
+    }
 }
 
 #[test]
@@ -195,6 +201,11 @@ fn resume_gives_the_same_result_as_an_uninterrupted_run() {
         weights(&interrupted.model_dir().join("best.mpk")),
         weights(&straight_dir.join("best.mpk"))
     );
+    // The timings of the epoch before the interruption survive in metrics.csv.
+    let csv = std::fs::read_to_string(interrupted.model_dir().join("metrics.csv")).unwrap();
+    for line in csv.lines() {
+        assert!(line.split(',').all(|field| !field.is_empty()), "{line}");
+    }
 
     // Resuming a finished run trains nothing.
     let again = train(&config, true).unwrap();
