@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use contracts::tables::{read_captions, read_predictions};
+use contracts::tables::{CaptionsTable, PredictionsTable, read};
 use imagecaptioning::{check_with_pyarrow, describe, run, run_ok, tempdir};
 
 /// One trained work dir shared by the tests of this file (training is the slow part).
@@ -88,8 +88,9 @@ fn evaluation_writes_predictions_metrics_and_a_self_contained_report() {
     assert_eq!(metrics["decoder"], "beam3");
     assert!(metrics["model_hash"].as_str().unwrap().len() == 64);
 
-    let (predictions, _) = read_predictions(&work.join("eval/predictions.parquet")).unwrap();
-    let (captions, _) = read_captions(&work.join("captions.parquet")).unwrap();
+    let (predictions, _) =
+        read::<PredictionsTable>(&work.join("eval/predictions.parquet")).unwrap();
+    let (captions, _) = read::<CaptionsTable>(&work.join("captions.parquet")).unwrap();
     let test_images: std::collections::BTreeSet<&str> = captions
         .iter()
         .filter(|c| c.split == contracts::Split::Test)
@@ -121,8 +122,9 @@ fn evaluation_writes_predictions_metrics_and_a_self_contained_report() {
 fn score_gives_the_same_numbers_from_tsv_and_from_parquet() {
     let cwd = trained();
     let work = cwd.join("work");
-    let (predictions, _) = read_predictions(&work.join("eval/predictions.parquet")).unwrap();
-    let (captions, _) = read_captions(&work.join("captions.parquet")).unwrap();
+    let (predictions, _) =
+        read::<PredictionsTable>(&work.join("eval/predictions.parquet")).unwrap();
+    let (captions, _) = read::<CaptionsTable>(&work.join("captions.parquet")).unwrap();
     let tsv: String = predictions
         .iter()
         .map(|p| format!("{}\t{}\n", p.image, p.caption))

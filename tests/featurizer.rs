@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use contracts::parquet_io::dataset_parts;
-use contracts::tables::{Features, read_features};
+use contracts::dataset::dataset_parts;
+use contracts::tables::{Features, FeaturesTable, read};
 use imagecaptioning::{bin, describe, files_under, run, run_ok, tempdir};
 
 /// Makes `n` synthetic images and their captions.parquet under `dir`.
@@ -47,7 +47,7 @@ const FEATURIZE: [&str; 8] = [
 fn all_features(dir: &Path) -> Vec<(String, Vec<f32>)> {
     let mut rows = Vec::new();
     for part in dataset_parts(&dir.join("work/features")).unwrap() {
-        let (features, _): (Features, _) = read_features(&part).unwrap();
+        let (features, _): (Features, _) = read::<FeaturesTable>(&part).unwrap();
         for (i, image) in features.images.iter().enumerate() {
             rows.push((image.clone(), features.row(i).to_vec()));
         }

@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use contracts::parquet_io::dataset_parts;
-use contracts::tables::{Features, read_captions, read_features, read_tokens};
+use contracts::dataset::dataset_parts;
+use contracts::tables::{CaptionsTable, Features, FeaturesTable, TokensTable, read};
 use imagecaptioning::{bin, bin_dir, describe, files_under, run, run_ok, tempdir};
 
 /// A small featurized and tokenized work dir (24 images, parts of 8), made once.
@@ -100,9 +100,9 @@ fn rewrite(tool: &str, file: &Path) {
 #[test]
 fn files_rewritten_by_other_tools_are_read_by_the_next_stage() {
     let original = prepared().join("work");
-    let (tokens, _) = read_tokens(&original.join("tokens.parquet")).unwrap();
+    let (tokens, _) = read::<TokensTable>(&original.join("tokens.parquet")).unwrap();
     let part = "features/part-00000.parquet";
-    let (features, _) = read_features(&original.join(part)).unwrap();
+    let (features, _) = read::<FeaturesTable>(&original.join(part)).unwrap();
     for tool in ["pyarrow", "pandas", "duckdb", "polars"] {
         // captions.parquet -> the tokenizer, which must make the same token ids.
         let dir = fresh_copy();
@@ -114,7 +114,7 @@ fn files_rewritten_by_other_tools_are_read_by_the_next_stage() {
             &["--work-dir", "work", "--min-count", "1"],
         );
         assert_eq!(
-            read_tokens(&work.join("tokens.parquet")).unwrap().0,
+            read::<TokensTable>(&work.join("tokens.parquet")).unwrap().0,
             tokens,
             "{tool}"
         );
@@ -124,7 +124,7 @@ fn files_rewritten_by_other_tools_are_read_by_the_next_stage() {
         let work = dir.path().join("work");
         rewrite(tool, &work.join(part));
         assert_eq!(
-            read_features(&work.join(part)).unwrap().0,
+            read::<FeaturesTable>(&work.join(part)).unwrap().0,
             features,
             "{tool}"
         );
@@ -135,7 +135,7 @@ fn files_rewritten_by_other_tools_are_read_by_the_next_stage() {
         let work = dir.path().join("work");
         rewrite(tool, &work.join("tokens.parquet"));
         assert_eq!(
-            read_tokens(&work.join("tokens.parquet")).unwrap().0,
+            read::<TokensTable>(&work.join("tokens.parquet")).unwrap().0,
             tokens,
             "{tool}"
         );
@@ -193,7 +193,7 @@ fn a_second_writer_is_told_who_holds_the_work_dir_and_a_killed_run_leaves_no_loc
         )
     );
     // Readers take no lock.
-    let (captions, _) = read_captions(&dir.path().join("work/captions.parquet")).unwrap();
+    let (captions, _) = read::<CaptionsTable>(&dir.path().join("work/captions.parquet")).unwrap();
     std::fs::write(
         dir.path().join("mine.tsv"),
         format!("{}\ta shape\n", captions[0].image),
@@ -316,7 +316,7 @@ fn a_full_disk_ends_the_featurizer_with_the_os_reason_and_a_rerun_resumes() {
     );
     // Finished parts are whole, and no temp file is left.
     for part in &done {
-        read_features(part).unwrap();
+        read::<FeaturesTable>(part).unwrap();
     }
     let left: Vec<String> = files_under(&features);
     let parts: Vec<String> = (0..done.len())
@@ -342,8 +342,8 @@ fn a_full_disk_ends_the_featurizer_with_the_os_reason_and_a_rerun_resumes() {
         .zip(dataset_parts(&prepared().join("work/features")).unwrap())
     {
         assert_close(
-            &read_features(ours).unwrap().0,
-            &read_features(&theirs).unwrap().0,
+            &read::<FeaturesTable>(ours).unwrap().0,
+            &read::<FeaturesTable>(&theirs).unwrap().0,
         );
     }
     assert!(features.join("_SUCCESS").is_file());

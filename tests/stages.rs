@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use contracts::Split;
-use contracts::tables::{read_captions, read_tokens, read_vocab};
+use contracts::tables::{CaptionsTable, TokensTable, VocabTable, read};
 use imagecaptioning::{check_with_pyarrow, describe, files_under, run, run_ok, tempdir};
 
 fn fixture(layout: &str) -> PathBuf {
@@ -61,7 +61,7 @@ fn original_release_lines_parse_including_their_quirks() {
     assert!(out.status.success(), "{}", describe(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("35 captions of 7 images"), "{stdout}");
-    let (rows, _) = read_captions(&dir.path().join("work/captions.parquet")).unwrap();
+    let (rows, _) = read::<CaptionsTable>(&dir.path().join("work/captions.parquet")).unwrap();
     assert_eq!(
         rows.len(),
         35,
@@ -93,7 +93,7 @@ fn the_key_without_an_image_is_excluded_and_named() {
     assert!(out.status.success(), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("2258277193_586949ec62.jpg.1"), "{stderr}");
-    let (rows, _) = read_captions(&dir.path().join("work/captions.parquet")).unwrap();
+    let (rows, _) = read::<CaptionsTable>(&dir.path().join("work/captions.parquet")).unwrap();
     assert_eq!(rows.len(), 30);
 }
 
@@ -103,7 +103,7 @@ fn kaggle_csv_with_quoted_commas_and_doubled_quotes() {
     let data = dataset(dir.path(), "kaggle", Some("Images"));
     let out = clean(dir.path(), &data);
     assert!(out.status.success(), "{}", describe(&out));
-    let (rows, _) = read_captions(&dir.path().join("work/captions.parquet")).unwrap();
+    let (rows, _) = read::<CaptionsTable>(&dir.path().join("work/captions.parquet")).unwrap();
     assert_eq!(rows.len(), 30);
     let comma = rows
         .iter()
@@ -129,7 +129,7 @@ fn karpathy_json_counts_restval_as_train() {
     let data = dataset(dir.path(), "karpathy", None);
     let out = clean(dir.path(), &data);
     assert!(out.status.success(), "{}", describe(&out));
-    let (rows, _) = read_captions(&dir.path().join("work/captions.parquet")).unwrap();
+    let (rows, _) = read::<CaptionsTable>(&dir.path().join("work/captions.parquet")).unwrap();
     let split_of = |image: &str| rows.iter().find(|r| r.image == image).unwrap().split;
     assert_eq!(
         split_of("1002674143_1b742ab4b8.jpg"),
@@ -255,8 +255,10 @@ fn a_caption_file_saved_as_utf16_reads_like_its_utf8_original() {
             ],
         );
     }
-    let (utf8_rows, _) = read_captions(&dir.path().join("work-utf8/captions.parquet")).unwrap();
-    let (utf16_rows, _) = read_captions(&dir.path().join("work-utf16/captions.parquet")).unwrap();
+    let (utf8_rows, _) =
+        read::<CaptionsTable>(&dir.path().join("work-utf8/captions.parquet")).unwrap();
+    let (utf16_rows, _) =
+        read::<CaptionsTable>(&dir.path().join("work-utf16/captions.parquet")).unwrap();
     assert_eq!(utf16_rows, utf8_rows);
     assert_eq!(utf8_rows.len(), 3);
 }
@@ -300,7 +302,7 @@ fn tokenizer_refuses_a_foreign_stage_file_and_says_what_to_rerun() {
     .unwrap();
     let vocab = dir.path().join("work/vocab.parquet");
     assert_eq!(
-        read_vocab(&vocab).unwrap_err().to_string(),
+        read::<VocabTable>(&vocab).unwrap_err().to_string(),
         format!(
             "{}: written by the cleaner stage, expected the tokenizer stage; rerun the tokenizer \
              stage (`make tokens`)",
@@ -330,11 +332,11 @@ fn synth_clean_tokenize_end_to_end_and_pyarrow_reads_the_contracts() {
         &["--work-dir", "work", "--min-count", "1"],
     );
 
-    let (captions, _) = read_captions(&cwd.join("work/captions.parquet")).unwrap();
+    let (captions, _) = read::<CaptionsTable>(&cwd.join("work/captions.parquet")).unwrap();
     assert_eq!(captions.len(), 200, "five captions per image");
-    let (vocab, _) = read_vocab(&cwd.join("work/vocab.parquet")).unwrap();
+    let (vocab, _) = read::<VocabTable>(&cwd.join("work/vocab.parquet")).unwrap();
     assert_eq!(vocab[0].token, "<pad>");
-    let (tokens, provenance) = read_tokens(&cwd.join("work/tokens.parquet")).unwrap();
+    let (tokens, provenance) = read::<TokensTable>(&cwd.join("work/tokens.parquet")).unwrap();
     assert_eq!(tokens.len(), 200);
     assert!(
         tokens

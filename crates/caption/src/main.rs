@@ -41,7 +41,7 @@ struct Cli {
     beam_size: Option<usize>,
 
     /// ResNet50 weights (.pth/.safetensors or `random`). By default the weights the training
-    /// features were made with, as recorded in features/_SUCCESS.
+    /// features were made with, as the trained model records them.
     #[arg(long, value_name = "FILE|random")]
     weights: Option<String>,
 
@@ -64,11 +64,10 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli, config: PipelineConfig) -> anyhow::Result<ExitCode> {
     let task = caption::CaptionImages {
-        work_dir: config.paths.work_dir.clone(),
+        config: &config,
         images: caption::collect_images(&cli.inputs)?,
-        network: caption::NetworkSettings::resolve(&config, cli.weights.as_deref())?,
+        weights: cli.weights.as_deref(),
         beam: BeamConfig::from_config(&config.evaluator),
-        batch_size: config.featurizer.batch_size,
     };
     let (captioned, failed) = run_on(config.evaluator.device, task)?.context("captioning")?;
     for bad in &failed {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use contracts::config::CleanerConfig;
-use contracts::tables::{CAPTIONS_FILE, CaptionRow, write_captions};
+use contracts::tables::{CAPTIONS_FILE, CaptionRow, CaptionsTable, write};
 use contracts::text::clean_caption;
 use contracts::{Provenance, Split, Stage};
 
@@ -55,7 +55,7 @@ pub struct Summary {
 pub fn run(options: &Options) -> Result<Summary> {
     let _lock = contracts::lock::lock_work_dir(&options.work_dir, "cleaner")?;
     let (rows, summary, provenance) = clean(options)?;
-    write_captions(&options.work_dir.join(CAPTIONS_FILE), &rows, &provenance)?;
+    write::<CaptionsTable>(&options.work_dir.join(CAPTIONS_FILE), &rows, &provenance)?;
     Ok(summary)
 }
 
@@ -90,7 +90,7 @@ pub fn clean(options: &Options) -> Result<(Vec<CaptionRow>, Summary, Provenance)
     summary.split_source = Some(source.clone());
     provenance.config["split_source"] = serde_json::to_value(&source)?;
     // The featurizer finds the images through this record.
-    provenance.config["image_dir"] = serde_json::to_value(&files.image_dir)?;
+    provenance = provenance.with_image_dir(files.image_dir.as_deref());
 
     let mut rows = Vec::with_capacity(parsed.captions.len());
     let mut seen = HashSet::new();

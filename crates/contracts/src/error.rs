@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::provenance::Stage;
+use crate::stage::Stage;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContractError {

@@ -1,9 +1,8 @@
 //! Captions laid out for teacher forcing.
 
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
-
-use crate::PAD;
+use contracts::vocab::PAD;
 
 /// A batch of captions on the device, time-major, with the positions the loss scores.
 ///
@@ -67,6 +66,21 @@ impl<B: Backend> TeacherBatch<B> {
             batch_size,
             steps,
             tokens,
+        }
+    }
+}
+
+impl<B: AutodiffBackend> TeacherBatch<B> {
+    /// The same batch on the inner backend, where the hand-written passes run.
+    pub fn inner(&self) -> TeacherBatch<B::InnerBackend> {
+        TeacherBatch {
+            inputs: self.inputs.clone().inner(),
+            targets: self.targets.clone().inner(),
+            rows: self.rows.clone().map(Tensor::inner),
+            row_captions: self.row_captions.clone().map(Tensor::inner),
+            batch_size: self.batch_size,
+            steps: self.steps,
+            tokens: self.tokens,
         }
     }
 }

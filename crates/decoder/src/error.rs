@@ -1,4 +1,5 @@
-//! Errors of the decoder library; each names the file it concerns.
+//! Errors of the decoder library; each names the file it concerns, and none has an error
+//! `source`, so an error chain prints each cause once.
 
 use std::path::PathBuf;
 
@@ -27,9 +28,16 @@ pub enum DecoderError {
         found: Vec<usize>,
     },
 
+    #[error(
+        "{} was trained with another vocabulary than {}; rerun the trainer stage (`make model`)",
+        checkpoint.display(),
+        vocab.display()
+    )]
+    OtherVocabulary { checkpoint: PathBuf, vocab: PathBuf },
+
     #[error("invalid model config: {0}")]
     Config(String),
 
     #[error(transparent)]
-    Write(#[from] contracts::ContractError),
+    Contract(#[from] contracts::ContractError),
 }

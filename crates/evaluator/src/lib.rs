@@ -12,22 +12,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use burn::tensor::backend::Backend;
+use contracts::artifacts::{BEST_CHECKPOINT, CAPTIONS_FILE, FEATURES_DIR};
 use contracts::atomic::write_atomically;
 use contracts::config::EvaluatorConfig;
 use contracts::provenance::content_hash;
-use contracts::tables::{
-    CAPTIONS_FILE, FEATURES_DIR, PREDICTIONS_FILE, PredictionRow, VOCAB_FILE, read_captions,
-    read_vocab, write_predictions,
-};
-use contracts::{Provenance, Stage};
-use decoder::{BEST_CHECKPOINT, BeamConfig, load_trained};
+use contracts::tables::{CaptionsTable, PredictionRow, PredictionsTable, read, write};
+use contracts::{FeatureSet, Provenance, Stage, WorkDir};
+use decoder::{BeamConfig, load_captioner};
 use models::backend::BackendTask;
 
 use crate::report::{Report, best_and_worst};
 use crate::score::{Captions, MetricsReport};
-
-pub const METRICS_FILE: &str = "eval/metrics.json";
-pub const REPORT_FILE: &str = "eval/report.html";
 
 /// Runs the evaluation on backend `B`.
 pub struct Evaluate {
@@ -52,23 +47,11 @@ fn evaluate<B: Backend>(
     let split = config.split;
     // Before the long part: a corrupt METEOR data folder stops here.
     let meteor = score::load_meteor(&config.meteor_data)?;
-    let model_dir = work_dir.join("model");
-    let (model, info) = load_trained::<B>(&model_dir, device)?;
-    let vocab_path = work_dir.join(VOCAB_FILE);
-    if info.vocab_hash != content_hash(&vocab_path)? {
-        bail!(
-            "{} was trained with another vocabulary than {}; rerun the trainer stage (`make model`)",
-            model_dir.join(BEST_CHECKPOINT).display(),
-            vocab_path.display()
-        );
-    }
-    let vocab: Vec<String> = read_vocab(&vocab_path)?
-        .0
-        .into_iter()
-        .map(|r| r.token)
-        .collect();
-    let captions_path = work_dir.join(CAPTIONS_FILE);
-    let (captions, captions_provenance) = read_captions(&captions_path)?;
+    let work = WorkDir::new(work_dir);
+    let trained = load_captioner::<B>(&work, device)?;
+    let model_kind = trained.info.model.kind();
+    let captions_path = work.captions();
+    let (captions, captions_provenance) = read::<CaptionsTable>(&captions_path)?;
     let mut references: Captions = BTreeMap::new();
     let mut raw_references: Captions = BTreeMap::new();
     for row in captions.into_iter().filter(|r| r.split == split) {
@@ -82,7 +65,9 @@ fn evaluate<B: Backend>(
         bail!("{}: the {split} split is empty", captions_path.display());
     }
     let images: Vec<String> = references.keys().cloned().collect();
-    let features = decode::load_features(&work_dir.join(FEATURES_DIR), &images)?;
+    let features_dir = work.features();
+    let features = FeatureSet::read(&features_dir, |image| references.contains_key(image))?
+        .select(&features_dir, &images)?;
 
     let beam = BeamConfig::from_config(config);
     let decoder_name = if beam.beam_size == 1 {
@@ -96,7 +81,7 @@ fn evaluate<B: Backend>(
         )
         .expect("valid template"),
     );
-    let decoded = decode::caption_all(&model, &features, &vocab, &beam, device, &progress)?;
+    let decoded = decode::caption_all(&trained, &features, &beam, device, &progress)?;
     progress.finish_and_clear();
 
     let rows: Vec<PredictionRow> = images
@@ -110,13 +95,13 @@ fn evaluate<B: Backend>(
             decoder: decoder_name.clone(),
         })
         .collect();
-    let checkpoint = model_dir.join(BEST_CHECKPOINT);
+    let checkpoint = work.model().best();
     let model_hash = content_hash(&checkpoint)?;
     let provenance = Provenance::new(Stage::Evaluator, config)
         .with_input(BEST_CHECKPOINT, &checkpoint)?
         .with_input(CAPTIONS_FILE, &captions_path)?
-        .with_input(FEATURES_DIR, &work_dir.join(FEATURES_DIR))?;
-    write_predictions(&work_dir.join(PREDICTIONS_FILE), &rows, &provenance)?;
+        .with_input(FEATURES_DIR, &features_dir)?;
+    write::<PredictionsTable>(&work.predictions(), &rows, &provenance)?;
 
     let predictions: Captions = rows
         .iter()
@@ -128,12 +113,15 @@ fn evaluate<B: Backend>(
         .insert("split".into(), split.as_str().into());
     metrics
         .context
+        .insert("model".into(), model_kind.name().into());
+    metrics
+        .context
         .insert("decoder".into(), decoder_name.clone().into());
     metrics
         .context
         .insert("model_hash".into(), model_hash.into());
     write_atomically(
-        &work_dir.join(METRICS_FILE),
+        &work.metrics_json(),
         serde_json::to_string_pretty(&metrics)?.as_bytes(),
     )?;
 
@@ -142,20 +130,14 @@ fn evaluate<B: Backend>(
         .map(|r| (r.image.clone(), r.caption.clone()))
         .collect();
     let (best, worst) = best_and_worst(&metrics, &first, &raw_references, config.gallery_size);
-    let image_dir = captions_provenance
-        .as_ref()
-        .and_then(|p| p.config.get("image_dir"))
-        .and_then(|v| v.as_str())
-        .map(PathBuf::from);
     let report = Report {
-        title: format!("ImageCaptioning: {split} split, {decoder_name}"),
+        title: format!("ImageCaptioning: {split} split, {model_kind} model, {decoder_name}"),
         metrics: &metrics,
-        loss_svg: std::fs::read_to_string(model_dir.join("loss.svg")).ok(),
+        loss_svg: std::fs::read_to_string(work.model().loss_svg()).ok(),
         best,
         worst,
-        image_dir,
+        image_dir: captions_provenance.as_ref().and_then(Provenance::image_dir),
     };
-    let report_path = work_dir.join(REPORT_FILE);
-    write_atomically(&report_path, report.to_html().as_bytes())?;
+    write_atomically(&work.report_html(), report.to_html().as_bytes())?;
     Ok(metrics)
 }

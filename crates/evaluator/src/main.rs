@@ -114,7 +114,8 @@ fn run(command: Option<Command>, config: PipelineConfig) -> anyhow::Result<ExitC
 
 /// Prints eval/metrics.json, the first three predictions and where the report is.
 fn show(work_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let metrics_path = work_dir.join(evaluator::METRICS_FILE);
+    let work = contracts::WorkDir::new(work_dir);
+    let metrics_path = work.metrics_json();
     let text = std::fs::read_to_string(&metrics_path).with_context(|| {
         format!(
             "reading {} (run the evaluator first: `make evaluate`)",
@@ -125,8 +126,9 @@ fn show(work_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("parsing {}", metrics_path.display()))?;
     let field = |key: &str| metrics[key].as_str().unwrap_or("?").to_string();
     println!(
-        "{} split, {}, {} images",
+        "{} split, {} model, {}, {} images",
         field("split"),
+        field("model"),
         field("decoder"),
         metrics["images"]
     );
@@ -137,14 +139,11 @@ fn show(work_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
         }
     }
     let (predictions, _) =
-        contracts::tables::read_predictions(&work_dir.join(contracts::tables::PREDICTIONS_FILE))?;
+        contracts::tables::read::<contracts::tables::PredictionsTable>(&work.predictions())?;
     println!("examples:");
     for row in predictions.iter().take(3) {
         println!("  {}\t{}", row.image, row.caption);
     }
-    println!(
-        "report: {}",
-        work_dir.join(evaluator::REPORT_FILE).display()
-    );
+    println!("report: {}", work.report_html().display());
     Ok(ExitCode::SUCCESS)
 }

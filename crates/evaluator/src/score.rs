@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use contracts::tables::{read_captions, read_predictions};
+use contracts::tables::{CaptionsTable, PredictionsTable, read};
 use contracts::text::clean_caption;
 use serde::Serialize;
 
@@ -68,11 +68,11 @@ fn read_parquet(path: &Path) -> Result<Vec<(String, String, usize)>> {
             .map(|(i, (a, b))| (a, b, i + 1))
             .collect()
     };
-    match read_predictions(path) {
+    match read::<PredictionsTable>(path) {
         Ok((rows, _)) => Ok(numbered(
             rows.into_iter().map(|r| (r.image, r.caption)).collect(),
         )),
-        Err(predictions_error) => match read_captions(path) {
+        Err(predictions_error) => match read::<CaptionsTable>(path) {
             Ok((rows, _)) => Ok(numbered(
                 rows.into_iter().map(|r| (r.image, r.raw)).collect(),
             )),

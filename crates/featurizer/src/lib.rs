@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::Backend;
 use contracts::lock::{WorkDirLock, lock_work_dir, lock_work_dir_shard};
-use contracts::tables::{CAPTIONS_FILE, FEATURES_DIR, Features, write_features};
-use contracts::{Provenance, Stage};
+use contracts::provenance::content_hash;
+use contracts::tables::{CAPTIONS_FILE, Features, FeaturesTable, write};
+use contracts::{EncoderSettings, Provenance, Stage, WeightsSpec, WorkDir};
 use models::backend::BackendTask;
 use models::preprocess::Preprocess;
 use models::resnet::{ResNetConfig, WeightsSource, load_resnet};
@@ -25,9 +26,6 @@ use sha2::{Digest, Sha256};
 
 use crate::images::ImageList;
 use crate::parts::{Part, Shard};
-
-/// Marks a complete `features/` dataset (every part present); the Makefile's target.
-pub const SUCCESS_MARKER: &str = "_SUCCESS";
 
 /// What the featurizer needs to know.
 #[derive(Debug, Clone)]
@@ -75,23 +73,26 @@ impl BackendTask for Featurize {
     }
 }
 
-/// The settings every part records; a resumed run must match them.
+/// The settings every part records: the [`EncoderSettings`] (which the trained model copies,
+/// for `caption`) and how the dataset is cut into parts. A resumed run must match them.
 fn settings(options: &Options, list: &ImageList) -> Result<serde_json::Value> {
     let weights = match &options.weights {
-        WeightsSource::Random { seed } => serde_json::json!({ "random_seed": seed }),
-        WeightsSource::File(path) => serde_json::json!({
-            "file": path.display().to_string(),
-            "sha256": contracts::provenance::content_hash(path)?,
-        }),
+        WeightsSource::Random { seed } => WeightsSpec::Random { random_seed: *seed },
+        WeightsSource::File(path) => WeightsSpec::File {
+            file: path.display().to_string(),
+            sha256: content_hash(path)?,
+        },
     };
-    Ok(serde_json::json!({
-        "weights": weights,
-        "resize": options.preprocess.resize,
-        "crop": options.preprocess.crop,
-        "part_rows": options.part_rows,
-        "images": list.names.len(),
-        "images_sha256": list.fingerprint(),
-    }))
+    let encoder = EncoderSettings {
+        weights,
+        resize: options.preprocess.resize,
+        crop: options.preprocess.crop,
+    };
+    let mut settings = serde_json::to_value(encoder)?;
+    settings["part_rows"] = options.part_rows.into();
+    settings["images"] = list.names.len().into();
+    settings["images_sha256"] = list.fingerprint().into();
+    Ok(settings)
 }
 
 /// The work-dir lock: exclusive for a whole run, shared with the other shards of the same job
@@ -114,7 +115,8 @@ fn lock(options: &Options, settings: &serde_json::Value) -> Result<WorkDirLock> 
 fn featurize<B: Backend>(options: &Options, device: &B::Device) -> Result<Summary> {
     let started = Instant::now();
     let list = ImageList::resolve(&options.work_dir, options.images.as_deref())?;
-    let features_dir = options.work_dir.join(FEATURES_DIR);
+    let work = WorkDir::new(&options.work_dir);
+    let features_dir = work.features();
     std::fs::create_dir_all(&features_dir)
         .with_context(|| format!("creating {}", features_dir.display()))?;
     let settings = settings(options, &list)?;
@@ -176,7 +178,7 @@ fn featurize<B: Backend>(options: &Options, device: &B::Device) -> Result<Summar
         progress.finish_and_clear();
     }
     summary.missing_parts = parts.iter().filter(|p| !p.path.is_file()).count();
-    let marker = features_dir.join(SUCCESS_MARKER);
+    let marker = work.features_done();
     if summary.missing_parts == 0 {
         std::fs::write(&marker, format!("{}\n", settings))
             .with_context(|| format!("writing {}", marker.display()))?;
@@ -237,7 +239,7 @@ fn write_part(
 ) -> Result<()> {
     let mut provenance = provenance.clone();
     provenance.config["skipped"] = serde_json::to_value(skipped)?;
-    write_features(&part.path, features, &provenance)?;
+    write::<FeaturesTable>(&part.path, features, &provenance)?;
     tracing::debug!(
         "wrote {} ({} images)",
         part.path.display(),

@@ -3,29 +3,10 @@
 //! Stage code is written once, generic over the burn backend, as a [`BackendTask`]; the
 //! `device` config keys pick the backend at run time through [`run_on`].
 
-use burn::tensor::backend::Backend;
 pub use contracts::config::Device;
-
-/// The CPU backend (burn's Flex, multi-threaded with rayon).
-pub type Cpu = burn::backend::Flex;
-
-/// The CUDA backend.
 #[cfg(feature = "cuda")]
-pub type Gpu = burn::backend::Cuda;
-
-/// Whether `B` is the CPU backend, whose tensors live in host memory: there a kernel may take
-/// a tensor's data (`into_data`, no copy for an unshared contiguous tensor), work on the slice
-/// and hand it back (`from_data`, no copy either), which fuses several single-threaded tensor
-/// operations into one multi-threaded pass. On a GPU backend that would mean two transfers.
-pub fn is_host<B: Backend>() -> bool {
-    std::any::TypeId::of::<B>() == std::any::TypeId::of::<Cpu>()
-}
-
-/// Work that can run on any backend.
-pub trait BackendTask {
-    type Output;
-    fn run<B: Backend>(self, device: B::Device) -> Self::Output;
-}
+pub use kernels::backend::Gpu;
+pub use kernels::backend::{BackendTask, Cpu};
 
 /// `cuda` asked of a build without CUDA.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -49,12 +30,7 @@ pub fn run_on<T: BackendTask>(device: Device, task: T) -> Result<T::Output, NoCu
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_the_cpu_backend_is_host() {
-        assert!(is_host::<Cpu>());
-        assert!(!is_host::<burn::backend::Autodiff<Cpu>>());
-    }
+    use burn::tensor::backend::Backend;
 
     #[test]
     fn cuda_on_a_cpu_build_says_how_to_rebuild() {

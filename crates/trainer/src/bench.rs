@@ -11,15 +11,15 @@ use std::time::Instant;
 
 use anyhow::Result;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
-use contracts::PipelineConfig;
-use contracts::tables::FEATURE_DIM;
+use contracts::tables::{FEATURE_DIM, Features};
+use contracts::vocab::{END, SPECIALS, START};
+use contracts::{FeatureSet, PipelineConfig, Vocabulary};
 use models::backend::BackendTask;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::data::{Caption, Dataset, InputHashes, length_buckets};
-use crate::train::{Train, adam, model_config, train_step};
+use crate::trainer::Trainer;
 
 /// The benchmark's data and schedule.
 #[derive(Debug, Clone)]
@@ -67,7 +67,8 @@ pub struct BenchReport {
 /// Random captions and features shaped like Flickr8k's.
 pub fn synthetic_dataset(options: &BenchOptions) -> Dataset {
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
-    let vocab = (0..options.vocab).map(|i| format!("w{i}")).collect();
+    let words = options.vocab.saturating_sub(SPECIALS as usize);
+    let vocab = Vocabulary::with_words((0..words).map(|i| format!("w{i}")));
     let features = (0..options.images * FEATURE_DIM)
         .map(|_| rng.random::<f32>())
         .collect();
@@ -77,21 +78,22 @@ pub fn synthetic_dataset(options: &BenchOptions) -> Dataset {
             let (u, v): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
             let normal = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
             let length = ((13.0 + 4.0 * normal) as usize).clamp(4, options.max_tokens);
-            let mut tokens = vec![decoder::START];
-            tokens.extend(
-                (2..length).map(|_| rng.random_range(decoder::SPECIALS..options.vocab as u32)),
-            );
-            tokens.push(decoder::END);
+            let mut tokens = vec![START];
+            tokens.extend((2..length).map(|_| rng.random_range(SPECIALS..options.vocab as u32)));
+            tokens.push(END);
             Caption {
                 image: i % options.images,
                 tokens,
             }
         })
         .collect();
-    Dataset {
-        vocab,
+    let features = Features {
         images: (0..options.images).map(|i| format!("{i}.jpg")).collect(),
         features,
+    };
+    Dataset {
+        vocab,
+        features: FeatureSet::from_features(features),
         train,
         val: Vec::new(),
         val_images: Vec::new(),
@@ -134,14 +136,8 @@ pub fn run<B: Backend>(
 ) -> Result<BenchReport> {
     let mut config = PipelineConfig::default();
     config.trainer.batch_size = options.batch_size;
-    let model_config = model_config(&config, data.vocab.len());
-    let stats = data.train_feature_stats()?;
-    let mut model = model_config.init::<Train<B>>(&stats, options.seed, device)?;
-    let mut optim = adam(&config.trainer).init();
-    let features = Tensor::<B, 2>::from_data(
-        TensorData::new(data.features.clone(), [data.images.len(), FEATURE_DIM]),
-        device,
-    );
+    config.trainer.seed = options.seed;
+    let mut run = Trainer::<B>::start(&config, data, device)?;
     let lengths: Vec<usize> = data.train.iter().map(|c| c.tokens.len()).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let batches = length_buckets(&lengths, options.batch_size, &mut rng);
@@ -157,21 +153,11 @@ pub fn run<B: Backend>(
             started = Instant::now();
             (captions, tokens) = (0, 0);
         }
-        let (next, loss, batch_tokens) = train_step(
-            model,
-            &mut optim,
-            &features,
-            &data.train,
-            batch,
-            config.trainer.learning_rate,
-            config.trainer.clip_norm,
-            &mut rng,
-            device,
-        );
-        anyhow::ensure!(loss.is_finite(), "benchmark loss is {loss}");
-        model = next;
+        let loss;
+        (run, loss) = run.step(batch, config.trainer.learning_rate, &mut rng);
+        anyhow::ensure!(loss.loss.is_finite(), "benchmark loss is {}", loss.loss);
         captions += batch.len();
-        tokens += batch_tokens;
+        tokens += loss.tokens;
     }
     let seconds = started.elapsed().as_secs_f64();
     Ok(BenchReport {

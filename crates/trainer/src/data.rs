@@ -6,23 +6,18 @@
 //! a feature vector and be a well-formed `<start> .. <end>` sequence over the vocabulary; the
 //! error names the image otherwise.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail, ensure};
-use contracts::parquet_io::dataset_parts;
+use contracts::parquet_io::read_provenance;
 use contracts::provenance::content_hash;
-use contracts::tables::{
-    CAPTIONS_FILE, FEATURE_DIM, FEATURES_DIR, TOKENS_FILE, VOCAB_FILE, read_captions,
-    read_features, read_tokens, read_vocab,
-};
-use contracts::{Provenance, Split, Stage};
-use decoder::{END, FeatureStats, SPECIALS, START};
+use contracts::tables::{CAPTIONS_FILE, CaptionsTable, FEATURE_DIM, TokensTable, read};
+use contracts::vocab::{END, START};
+use contracts::{FeatureSet, Provenance, Split, Stage, Vocabulary, WorkDir};
+use decoder::FeatureStats;
 use rand::Rng;
 use rand::seq::SliceRandom;
-
-/// The four special tokens at ids 0..3, as the tokenizer writes them.
-const SPECIAL_TOKENS: [&str; 4] = ["<pad>", "<start>", "<end>", "<unk>"];
 
 /// Reference captions of one image, each split into words.
 pub type References = Vec<Vec<String>>;
@@ -47,12 +42,9 @@ pub struct InputHashes {
 /// Everything training reads, in memory.
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    /// Token of each id.
-    pub vocab: Vec<String>,
-    /// Image name of each feature row.
-    pub images: Vec<String>,
-    /// `[images, FEATURE_DIM]` row-major raw feature vectors.
-    pub features: Vec<f32>,
+    pub vocab: Vocabulary,
+    /// The feature vectors of the train and val images.
+    pub features: FeatureSet,
     pub train: Vec<Caption>,
     pub val: Vec<Caption>,
     /// Feature rows of the val images, in name order.
@@ -63,22 +55,16 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Reads and checks the inputs under `work_dir`.
-    pub fn load(work_dir: &Path) -> Result<Self> {
-        let vocab_path = work_dir.join(VOCAB_FILE);
-        let tokens_path = work_dir.join(TOKENS_FILE);
-        let features_dir = work_dir.join(FEATURES_DIR);
-        let captions_path = work_dir.join(CAPTIONS_FILE);
+    /// Reads and checks the inputs under `work`.
+    pub fn load(work: &WorkDir) -> Result<Self> {
+        let vocab_path = work.vocab();
+        let tokens_path = work.tokens();
+        let features_dir = work.features();
+        let captions_path = work.captions();
 
-        let (vocab_rows, vocab_provenance) = read_vocab(&vocab_path)?;
-        let vocab = check_vocab(
-            &vocab_path,
-            vocab_rows
-                .into_iter()
-                .map(|r| (r.token_id, r.token))
-                .collect(),
-        )?;
-        let (token_rows, tokens_provenance) = read_tokens(&tokens_path)?;
+        let vocab = Vocabulary::read(&vocab_path)?;
+        let vocab_provenance = read_provenance(&vocab_path)?;
+        let (token_rows, tokens_provenance) = read::<TokensTable>(&tokens_path)?;
         // Token ids and references must come from the captions.parquet on disk now.
         for (path, provenance) in [
             (&vocab_path, &vocab_provenance),
@@ -87,34 +73,27 @@ impl Dataset {
             require_captions(path, provenance.as_ref(), &captions_path)?;
         }
 
-        let parts = dataset_parts(&features_dir)?;
-        if parts.is_empty() {
-            bail!(
-                "{}: no part-*.parquet files; run the featurizer stage (`make features`)",
-                features_dir.display()
-            );
-        }
-        let mut images = Vec::new();
-        let mut features = Vec::new();
-        for part in &parts {
-            let (part_features, _) = read_features(part)?;
-            images.extend(part_features.images);
-            features.extend(part_features.features);
-        }
-        let mut row_of: HashMap<&str, usize> = HashMap::with_capacity(images.len());
-        for (row, image) in images.iter().enumerate() {
-            if row_of.insert(image, row).is_some() {
-                bail!(
-                    "{}: image {image} has more than one feature vector",
-                    features_dir.display()
-                );
-            }
-        }
+        let wanted: HashSet<&str> = token_rows
+            .iter()
+            .filter(|r| r.split != Split::Test)
+            .map(|r| r.image.as_str())
+            .collect();
+        let features = FeatureSet::read(&features_dir, |image| wanted.contains(image))?;
 
         let mut train = Vec::new();
         let mut val = Vec::new();
-        for row in token_rows {
-            let Some(&image) = row_of.get(row.image.as_str()) else {
+        for row in &token_rows {
+            check_caption(
+                &tokens_path,
+                &row.image,
+                row.caption_idx,
+                &row.token_ids,
+                vocab.len(),
+            )?;
+            if row.split == Split::Test {
+                continue;
+            }
+            let Some(image) = features.row_of(&row.image) else {
                 bail!(
                     "{}: image {} (caption {}) has no feature vector in {}; rerun the featurizer stage \
                      (`make features`) or the tokenizer stage (`make tokens`)",
@@ -124,16 +103,9 @@ impl Dataset {
                     features_dir.display()
                 );
             };
-            check_caption(
-                &tokens_path,
-                &row.image,
-                row.caption_idx,
-                &row.token_ids,
-                vocab.len(),
-            )?;
             let caption = Caption {
                 image,
-                tokens: row.token_ids,
+                tokens: row.token_ids.clone(),
             };
             match row.split {
                 Split::Train => train.push(caption),
@@ -154,7 +126,7 @@ impl Dataset {
             tokens_path.display()
         );
 
-        let (val_images, val_references) = val_references(&captions_path, &val, &images)?;
+        let (val_images, val_references) = val_references(&captions_path, &val, features.images())?;
         let hashes = InputHashes {
             vocab: content_hash(&vocab_path)?,
             tokens: content_hash(&tokens_path)?,
@@ -162,7 +134,6 @@ impl Dataset {
         };
         Ok(Self {
             vocab,
-            images,
             features,
             train,
             val,
@@ -179,41 +150,9 @@ impl Dataset {
         rows.dedup();
         Ok(FeatureStats::from_rows(
             FEATURE_DIM,
-            rows.iter().map(|&r| self.feature_row(r)),
+            rows.iter().map(|&r| self.features.row(r)),
         )?)
     }
-
-    pub fn feature_row(&self, row: usize) -> &[f32] {
-        &self.features[row * FEATURE_DIM..(row + 1) * FEATURE_DIM]
-    }
-}
-
-/// Checks ids are 0..n in order with the four specials first; returns the tokens by id.
-fn check_vocab(path: &Path, mut rows: Vec<(u32, String)>) -> Result<Vec<String>> {
-    rows.sort_by_key(|(id, _)| *id);
-    for (expected, (id, _)) in rows.iter().enumerate() {
-        ensure!(
-            *id as usize == expected,
-            "{}: token ids must be 0..{} without gaps, found id {id} at position {expected}; rerun the \
-             tokenizer stage (`make tokens`)",
-            path.display(),
-            rows.len()
-        );
-    }
-    for (id, special) in SPECIAL_TOKENS.iter().enumerate() {
-        let found = rows.get(id).map(|(_, t)| t.as_str());
-        ensure!(
-            found == Some(*special),
-            "{}: id {id} must be {special}, found {found:?}; rerun the tokenizer stage (`make tokens`)",
-            path.display()
-        );
-    }
-    ensure!(
-        rows.len() > SPECIALS as usize,
-        "{}: the vocabulary has no words",
-        path.display()
-    );
-    Ok(rows.into_iter().map(|(_, t)| t).collect())
 }
 
 fn check_caption(
@@ -258,7 +197,7 @@ fn val_references(
     val: &[Caption],
     images: &[String],
 ) -> Result<(Vec<usize>, Vec<References>)> {
-    let (rows, _) = read_captions(captions_path)?;
+    let (rows, _) = read::<CaptionsTable>(captions_path)?;
     let mut references: HashMap<&str, Vec<Vec<String>>> = HashMap::new();
     for row in rows.iter().filter(|r| r.split == Split::Val) {
         let words: Vec<String> = row.clean.split_whitespace().map(str::to_string).collect();
@@ -340,30 +279,6 @@ mod tests {
             batches,
             length_buckets(&lengths, 64, &mut ChaCha8Rng::seed_from_u64(8))
         );
-    }
-
-    #[test]
-    fn vocab_must_start_with_the_specials() {
-        let rows = |tokens: &[&str]| {
-            tokens
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (i as u32, t.to_string()))
-                .collect()
-        };
-        assert!(
-            check_vocab(
-                Path::new("v"),
-                rows(&["<pad>", "<start>", "<end>", "<unk>", "a"])
-            )
-            .is_ok()
-        );
-        let err = check_vocab(
-            Path::new("v"),
-            rows(&["<start>", "<pad>", "<end>", "<unk>", "a"]),
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("<pad>"), "{err}");
     }
 
     #[test]

@@ -2,15 +2,13 @@
 //! after every epoch from the whole history (so a resumed run writes the same files).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 
-use crate::checkpoint::{EpochMetrics, EpochTiming};
+use contracts::ModelDir;
 
-pub const METRICS_FILE: &str = "metrics.csv";
-pub const PLOT_FILE: &str = "loss.svg";
+use crate::state::{EpochMetrics, EpochTiming};
 
 /// The header of `metrics.csv`.
 pub const METRICS_HEADER: &str =
@@ -37,10 +35,10 @@ pub fn metrics_csv(history: &[EpochMetrics], timings: &Timings) -> String {
     out
 }
 
-/// The timings of an earlier run's `metrics.csv` in `dir` (a resumed run keeps them); none
-/// when it is missing or unreadable.
-pub fn read_timings(dir: &Path) -> Timings {
-    let Ok(text) = std::fs::read_to_string(dir.join(METRICS_FILE)) else {
+/// The timings of an earlier run's `metrics.csv` (a resumed run keeps them); none when it is
+/// missing or unreadable.
+pub fn read_timings(dir: &ModelDir) -> Timings {
+    let Ok(text) = std::fs::read_to_string(dir.metrics_csv()) else {
         return Timings::new();
     };
     text.lines()
@@ -60,13 +58,14 @@ pub fn read_timings(dir: &Path) -> Timings {
 }
 
 /// Writes `metrics.csv` and `loss.svg` into `dir`, each atomically.
-pub fn write_reports(dir: &Path, history: &[EpochMetrics], timings: &Timings) -> Result<()> {
+pub fn write_reports(dir: &ModelDir, history: &[EpochMetrics], timings: &Timings) -> Result<()> {
     contracts::atomic::write_atomically(
-        &dir.join(METRICS_FILE),
+        &dir.metrics_csv(),
         metrics_csv(history, timings).as_bytes(),
     )?;
-    let svg = loss_svg(history).map_err(|e| anyhow!("drawing {PLOT_FILE}: {e}"))?;
-    contracts::atomic::write_atomically(&dir.join(PLOT_FILE), svg.as_bytes())?;
+    let plot = dir.loss_svg();
+    let svg = loss_svg(history).map_err(|e| anyhow!("drawing {}: {e}", plot.display()))?;
+    contracts::atomic::write_atomically(&plot, svg.as_bytes())?;
     Ok(())
 }
 
@@ -181,12 +180,13 @@ mod tests {
             )
         );
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(METRICS_FILE), csv).unwrap();
-        let back = read_timings(dir.path());
+        let model_dir = ModelDir::new(dir.path());
+        std::fs::write(model_dir.metrics_csv(), csv).unwrap();
+        let back = read_timings(&model_dir);
         assert_eq!(back.keys().copied().collect::<Vec<_>>(), [1]);
         assert_eq!(back[&1].captions_per_s, 250.0);
         assert!((back[&1].seconds - 12.35).abs() < 1e-12);
-        assert!(read_timings(&dir.path().join("none")).is_empty());
+        assert!(read_timings(&ModelDir::new(dir.path().join("none"))).is_empty());
     }
 
     #[test]

@@ -8,9 +8,10 @@ use std::sync::OnceLock;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Tensor, TensorData};
-use contracts::tables::{FEATURE_DIM, TokenRow};
+use contracts::WorkDir;
+use contracts::tables::{FEATURE_DIM, TokenRow, VocabTable};
 use contracts::{PipelineConfig, Split};
-use decoder::{CaptionModel, Skipped, greedy, load_checkpoint, load_trained};
+use decoder::{Captioner, Images, Skipped, Trainable, greedy, load_captioner, load_checkpoint};
 use trainer::{TrainOptions, TrainSummary};
 
 type B = models::backend::Cpu;
@@ -52,9 +53,11 @@ fn trained() -> &'static (common::Fixture, TrainSummary) {
 /// Greedy captions (as text) of the fixture's test images, with their attribute triples.
 fn test_captions(fixture: &common::Fixture) -> Vec<(String, [usize; 3], Vec<String>)> {
     let device = Default::default();
-    let (model, info): (CaptionModel<B>, _) = load_trained(&fixture.model_dir(), &device).unwrap();
-    assert_eq!(info.model.vocab_size, common::vocab_rows(&[]).len());
-    let vocab = common::vocab_rows(&[]);
+    let trained = load_captioner::<B>(&WorkDir::new(fixture.work_dir()), &device).unwrap();
+    assert_eq!(
+        trained.info.model.vocab_size(),
+        common::vocab_rows(&[]).len()
+    );
     let rows: Vec<usize> = (0..fixture.images.len())
         .filter(|&i| fixture.images[i].split == Split::Test)
         .collect();
@@ -64,16 +67,12 @@ fn test_captions(fixture: &common::Fixture) -> Vec<(String, [usize; 3], Vec<Stri
         .collect();
     let features =
         Tensor::<B, 2>::from_data(TensorData::new(values, [rows.len(), FEATURE_DIM]), &device);
-    let captions = greedy(&model, features, 12, true);
+    let captions = greedy(&trained.model, &Images { pooled: features }, 12, true);
     rows.iter()
         .zip(captions)
         .map(|(&i, ids)| {
-            let words: Vec<&str> = ids
-                .iter()
-                .map(|&id| vocab[id as usize].token.as_str())
-                .collect();
             (
-                words.join(" "),
+                trained.vocab.caption(&ids).unwrap(),
                 fixture.images[i].attributes,
                 fixture.images[i].captions(),
             )
@@ -155,7 +154,7 @@ fn same_seed_gives_identical_metrics_weights_and_checkpoint_files() {
     let mut config = config.clone();
     config.paths.work_dir = other.path().to_path_buf();
     train(&config, false).unwrap();
-    let model_dir = other.path().join(trainer::MODEL_DIR);
+    let model_dir = other.path().join(contracts::artifacts::MODEL_DIR);
     assert_eq!(common::metrics_without_timing(&model_dir), first);
     assert_eq!(weights(&model_dir.join("last.mpk")), first_weights);
     assert_eq!(first.len(), 3);
@@ -188,7 +187,7 @@ fn resume_gives_the_same_result_as_an_uninterrupted_run() {
     let mut config = config.clone();
     config.paths.work_dir = straight.path().to_path_buf();
     train(&config, false).unwrap();
-    let straight_dir = straight.path().join(trainer::MODEL_DIR);
+    let straight_dir = straight.path().join(contracts::artifacts::MODEL_DIR);
     assert_eq!(
         common::metrics_without_timing(&interrupted.model_dir()),
         common::metrics_without_timing(&straight_dir)
@@ -235,8 +234,9 @@ fn resume_refuses_another_vocabulary_or_model_config() {
 
     // Another vocabulary: one more word.
     let work = fixture.work_dir();
-    let (_, provenance) = contracts::tables::read_vocab(&work.join("vocab.parquet")).unwrap();
-    contracts::tables::write_vocab(
+    let (_, provenance) =
+        contracts::tables::read::<VocabTable>(&work.join("vocab.parquet")).unwrap();
+    contracts::tables::write::<VocabTable>(
         &work.join("vocab.parquet"),
         &common::vocab_rows(&["extra"]),
         &provenance.unwrap(),
@@ -313,11 +313,13 @@ fn a_checkpoint_with_another_optimizer_state_is_refused_with_a_way_out() {
     let last = fixture.model_dir().join("last.mpk");
     let device = Default::default();
     let (model, Skipped, info) = load_checkpoint::<AD, Skipped>(&last, &device).unwrap();
-    let mut optim = AdamConfig::new().init::<AD, CaptionModel<AD>>();
-    let features = Tensor::<AD, 2>::zeros([1, FEATURE_DIM], &device);
-    let caption: &[u32] = &[decoder::START, 5, decoder::END];
+    let mut optim = AdamConfig::new().init::<AD, Captioner<AD>>();
+    let images = Images {
+        pooled: Tensor::<AD, 2>::zeros([1, FEATURE_DIM], &device),
+    };
+    let caption: &[u32] = &[contracts::vocab::START, 5, contracts::vocab::END];
     let batch = decoder::TeacherBatch::new(&[caption], &device);
-    let (_, grads) = decoder::training::loss_and_grads(&model, features, &batch, None);
+    let (_, grads) = model.loss_and_grads(&images, &batch, None);
     let model = optim.step(1e-3, model, grads);
     decoder::save_checkpoint(&last, &model, optim.to_record(), &info).unwrap();
 

@@ -10,8 +10,8 @@
 use std::path::{Path, PathBuf};
 
 use contracts::tables::{
-    CAPTIONS_FILE, CaptionRow, FEATURE_DIM, FEATURES_DIR, Features, TOKENS_FILE, TokenRow,
-    VOCAB_FILE, VocabRow, write_captions, write_features, write_tokens, write_vocab,
+    CAPTIONS_FILE, CaptionRow, CaptionsTable, FEATURE_DIM, FEATURES_DIR, Features, FeaturesTable,
+    TOKENS_FILE, TokenRow, TokensTable, VOCAB_FILE, VocabRow, VocabTable, write,
 };
 use contracts::{PipelineConfig, Provenance, Split, Stage};
 use rand::{Rng, SeedableRng};
@@ -72,7 +72,7 @@ impl Fixture {
     }
 
     pub fn model_dir(&self) -> PathBuf {
-        self.dir.path().join(trainer::MODEL_DIR)
+        self.dir.path().join(contracts::artifacts::MODEL_DIR)
     }
 
     /// A config with a tiny model that learns this dataset in seconds.
@@ -204,7 +204,7 @@ pub fn write_inputs(dir: &Path, images: &[Image], features: &Features, extra_tok
         })
         .collect();
     let captions_path = dir.join(CAPTIONS_FILE);
-    write_captions(
+    write::<CaptionsTable>(
         &captions_path,
         &captions,
         &Provenance::new(Stage::Cleaner, ()),
@@ -223,10 +223,10 @@ pub fn write_inputs(dir: &Path, images: &[Image], features: &Features, extra_tok
     let provenance = Provenance::new(Stage::Tokenizer, ())
         .with_input(CAPTIONS_FILE, &captions_path)
         .unwrap();
-    write_vocab(&dir.join(VOCAB_FILE), &vocab_rows(&[]), &provenance).unwrap();
-    write_tokens(&dir.join(TOKENS_FILE), &tokens, &provenance).unwrap();
+    write::<VocabTable>(&dir.join(VOCAB_FILE), &vocab_rows(&[]), &provenance).unwrap();
+    write::<TokensTable>(&dir.join(TOKENS_FILE), &tokens, &provenance).unwrap();
     let part = dir.join(FEATURES_DIR).join("part-00000.parquet");
-    write_features(&part, features, &Provenance::new(Stage::Featurizer, ())).unwrap();
+    write::<FeaturesTable>(&part, features, &Provenance::new(Stage::Featurizer, ())).unwrap();
 }
 
 /// `metrics.csv` without the timing columns (seconds, captions_per_s).

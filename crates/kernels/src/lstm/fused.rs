@@ -13,14 +13,15 @@
 //! With that layout the weight gradients of all steps are single matrix products over
 //! `[steps * batch, 4 * hidden]`, without transposing copies.
 
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 use wide::f32x8;
 
-use crate::lstm::{Lstm, LstmGrads, contiguous};
+use super::{Lstm, LstmGrads};
+use crate::host::{contiguous, host_vec, to_tensor, transposed};
 
-/// Activations of a fused [`Lstm::run_sequence`] kept for [`Lstm::backward_sequence`].
+/// Activations of a fused sequence run, kept for [`backward`].
 #[derive(Debug, Clone)]
 pub struct FusedRun<B: Backend> {
     /// `[steps, batch, input_dim]`
@@ -56,46 +57,9 @@ fn map_in_place(values: &mut [f32], lanes: impl Fn(f32x8) -> f32x8, scalar: impl
     }
 }
 
-fn host_vec<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
-    tensor
-        .into_data()
-        .into_vec::<f32>()
-        .expect("the fused LSTM works on f32 tensors")
-}
-
-fn to_tensor<B: Backend, const D: usize>(
-    values: Vec<f32>,
-    shape: [usize; D],
-    device: &B::Device,
-) -> Tensor<B, D> {
-    Tensor::from_data(TensorData::new(values, shape), device)
-}
-
-/// Row-major `values` with rows of `columns` values, transposed, in square tiles so that
-/// reads and writes both stay within a few cache lines.
-fn transposed(values: &[f32], columns: usize) -> Vec<f32> {
-    const TILE: usize = 16;
-    let rows = values.len() / columns;
-    let mut out = vec![0.0f32; values.len()];
-    for r0 in (0..rows).step_by(TILE) {
-        for c0 in (0..columns).step_by(TILE) {
-            for r in r0..(r0 + TILE).min(rows) {
-                for c in c0..(c0 + TILE).min(columns) {
-                    out[c * rows + r] = values[r * columns + c];
-                }
-            }
-        }
-    }
-    out
-}
-
 /// Runs `inputs` (`[steps, batch, input_dim]`) from the zero state; returns every step's
-/// hidden state `[steps, batch, hidden]` and, with `keep`, the activations for [`backward`].
-pub(crate) fn run<B: Backend>(
-    lstm: &Lstm<B>,
-    inputs: Tensor<B, 3>,
-    keep: bool,
-) -> (Tensor<B, 3>, Option<FusedRun<B>>) {
+/// hidden state `[steps, batch, hidden]` and the activations for [`backward`].
+pub(crate) fn run<B: Backend>(lstm: &Lstm<B>, inputs: Tensor<B, 3>) -> (Tensor<B, 3>, FusedRun<B>) {
     let [steps, batch, input_dim] = inputs.dims();
     let hidden_dim = lstm.hidden_dim();
     let (h, g) = (hidden_dim, 4 * hidden_dim);
@@ -157,13 +121,13 @@ pub(crate) fn run<B: Backend>(
             });
     }
     let output = to_tensor::<B, 2>(hidden, [steps * batch, h], &device);
-    let run = keep.then(|| FusedRun {
+    let run = FusedRun {
         inputs,
         hidden: output.clone(),
         gates,
         cell,
         tanh_cell,
-    });
+    };
     (output.reshape([steps, batch, h]), run)
 }
 
@@ -256,9 +220,9 @@ pub(crate) fn backward<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::Cpu;
     use burn::module::Param;
     use burn::tensor::Distribution;
-    use models::backend::Cpu;
 
     fn random<const D: usize>(shape: [usize; D]) -> Tensor<Cpu, D> {
         Tensor::random(shape, Distribution::Normal(0.0, 0.5), &Default::default())
@@ -274,19 +238,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn tiled_transpose_moves_every_value() {
-        let (rows, columns) = (37, 45);
-        let values: Vec<f32> = (0..rows * columns).map(|i| i as f32).collect();
-        let out = transposed(&values, columns);
-        for r in 0..rows {
-            for c in 0..columns {
-                assert_eq!(out[c * rows + r], values[r * columns + c]);
-            }
-        }
-    }
-
-    /// The fused pass against the tensor-operation path the other backends run.
+    /// The fused pass against the tensor-operation path the other backends run, and both
+    /// against the step-by-step reference.
     #[test]
     fn fused_run_and_backward_match_tensor_operations() {
         let (steps, batch, input, hidden) = (5, 3, 7, 10);
@@ -297,11 +250,21 @@ mod tests {
         };
         let inputs = random([steps, batch, input]);
         let d_hidden = random([steps, batch, hidden]);
-        let (fused_out, fused_run) = run(&lstm, inputs.clone(), true);
-        let (tensor_out, tensor_run) = lstm.run_tensors(inputs, true);
-        assert_close("hidden states", fused_out, tensor_out);
-        let fused = backward(&lstm, fused_run.unwrap(), d_hidden.clone());
-        let reference = lstm.backward_tensors(tensor_run.unwrap(), d_hidden);
+        let (fused_out, fused_run) = run(&lstm, inputs.clone());
+        let (tensor_out, tensor_run) = super::super::tensor::run(&lstm, inputs.clone());
+        assert_close("hidden states", fused_out.clone(), tensor_out);
+        let first = inputs.clone().narrow(0, 0, 1).reshape([batch, input]);
+        let rest = inputs.narrow(0, 1, steps - 1);
+        let (stepped, _) = lstm.forward_after(first, rest);
+        assert_close(
+            "stepped hidden states",
+            fused_out
+                .narrow(0, 1, steps - 1)
+                .reshape([(steps - 1) * batch, hidden]),
+            stepped,
+        );
+        let fused = backward(&lstm, fused_run, d_hidden.clone());
+        let reference = super::super::tensor::backward(&lstm, tensor_run, d_hidden);
         assert_close("input_weight", fused.input_weight, reference.input_weight);
         assert_close(
             "hidden_weight",

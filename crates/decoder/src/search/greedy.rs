@@ -1,55 +1,33 @@
-//! Caption search over [`CaptionModel::step`]: batched greedy decoding.
-//!
-//! Greedy decoding takes the most likely next word at every step; captions that produced
+//! Batched greedy decoding: the most likely next word at every step. Captions that produced
 //! `<end>` leave the batch (their state rows are dropped with [`DecodeState::select`]), so the
 //! cost follows the captions still being written.
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, TensorData};
+use contracts::vocab::{END, START};
 
-use crate::model::{CaptionModel, DecodeState};
-use crate::{END, PAD, START, UNK};
+use super::{banned_tokens_mask, int_tensor};
+use crate::model::{CaptionModel, DecodeState, Images};
 
-/// `[vocab]` additive mask: `-inf` on tokens a caption may never contain.
-pub fn banned_tokens_mask<B: Backend>(
-    vocab: usize,
-    suppress_unk: bool,
-    device: &B::Device,
-) -> Tensor<B, 1> {
-    let mut mask = vec![0f32; vocab];
-    mask[PAD as usize] = f32::NEG_INFINITY;
-    mask[START as usize] = f32::NEG_INFINITY;
-    if suppress_unk {
-        mask[UNK as usize] = f32::NEG_INFINITY;
-    }
-    Tensor::from_data(TensorData::new(mask, [vocab]), device)
-}
-
-fn int_tensor<B: Backend>(values: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
-    let ids: Vec<i64> = values.iter().map(|&v| v as i64).collect();
-    Tensor::from_data(TensorData::new(ids, [values.len()]), device)
-}
-
-/// Greedy captions of a batch of images: `features` `[batch, feature_dim]` raw vectors.
+/// Greedy captions of a batch of images.
 ///
 /// Returns each image's word ids, without `<start>`/`<end>`, at most `max_len` words.
 /// `<pad>` and `<start>` are never produced, `<unk>` not when `suppress_unk` is set.
-pub fn greedy<B: Backend>(
-    model: &CaptionModel<B>,
-    features: Tensor<B, 2>,
+pub fn greedy<B: Backend, M: CaptionModel<B>>(
+    model: &M,
+    images: &Images<B>,
     max_len: usize,
     suppress_unk: bool,
 ) -> Vec<Vec<u32>> {
-    let [batch, _] = features.dims();
-    let device = features.device();
+    let batch = images.len();
+    let device = images.pooled.device();
     let mut captions = vec![Vec::new(); batch];
     if batch == 0 || max_len == 0 {
         return captions;
     }
-    let vocab = model.config().vocab_size;
+    let vocab = model.vocab_size();
     // [1, vocab]
     let banned = banned_tokens_mask::<B>(vocab, suppress_unk, &device).unsqueeze_dim(0);
-    let mut state: DecodeState<B> = model.start(features);
+    let mut state = model.start(images);
     // `active[i]`: the caption that row i of the state belongs to.
     let mut active: Vec<usize> = (0..batch).collect();
     let mut tokens = int_tensor::<B>(&vec![START as usize; batch], &device);

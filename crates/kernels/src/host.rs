@@ -1,0 +1,66 @@
+//! Tensors as host buffers, for the fused CPU passes.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+
+/// Elements per parallel work item of a pass over one large buffer.
+pub(crate) const CHUNK: usize = 1 << 16;
+
+/// A float tensor's values, row-major (no copy for an unshared contiguous tensor).
+pub(crate) fn host_vec<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
+    tensor
+        .into_data()
+        .into_vec::<f32>()
+        .expect("the fused kernels work on f32 tensors")
+}
+
+/// Row-major `values` as a tensor of `shape` (no copy).
+pub(crate) fn to_tensor<B: Backend, const D: usize>(
+    values: Vec<f32>,
+    shape: [usize; D],
+    device: &B::Device,
+) -> Tensor<B, D> {
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+/// `tensor` with a contiguous memory layout (a copy only when it is a strided view).
+pub fn contiguous<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Tensor<B, D> {
+    let dims = tensor.dims();
+    let n: usize = dims.iter().product();
+    tensor.reshape([n]).reshape(dims)
+}
+
+/// Row-major `values` with rows of `columns` values, transposed, in square tiles so that
+/// reads and writes both stay within a few cache lines.
+pub(crate) fn transposed(values: &[f32], columns: usize) -> Vec<f32> {
+    const TILE: usize = 16;
+    let rows = values.len() / columns;
+    let mut out = vec![0.0f32; values.len()];
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..columns).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(columns) {
+                    out[c * rows + r] = values[r * columns + c];
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiled_transpose_moves_every_value() {
+        let (rows, columns) = (37, 45);
+        let values: Vec<f32> = (0..rows * columns).map(|i| i as f32).collect();
+        let out = transposed(&values, columns);
+        for r in 0..rows {
+            for c in 0..columns {
+                assert_eq!(out[c * rows + r], values[r * columns + c]);
+            }
+        }
+    }
+}

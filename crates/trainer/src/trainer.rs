@@ -1,0 +1,280 @@
+//! [`Trainer`]: a caption model, its optimizer, the trainer state and the data, with what a
+//! training loop does to them: step, validate, save. The loop ([`crate::train`]) and the
+//! benchmark ([`crate::bench`]) drive the same type.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use burn::backend::Autodiff;
+use burn::module::{AutodiffModule, Module};
+use burn::optim::Optimizer;
+use burn::tensor::backend::Backend;
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use contracts::config::TrainerConfig;
+use contracts::tables::FEATURE_DIM;
+use contracts::{ModelDir, PipelineConfig};
+use decoder::{
+    CaptionModel, Captioner, CaptionerConfig, FeatureStats, Images, TeacherBatch, Trainable, greedy,
+};
+use kernels::adam::Adam;
+use kernels::clip::clip_global_norm;
+use rand::RngCore;
+use rand_chacha::ChaCha8Rng;
+
+use crate::checkpoint::{
+    Optim, RunInputs, SortedOptimRecord, check_resumable, sorted, trained_info, unsorted,
+};
+use crate::data::{Dataset, sorted_batches};
+use crate::state::{TrainerState, init_seed};
+
+/// The training backend over `B`.
+pub type Train<B> = Autodiff<B>;
+
+/// Images per greedy-decoding call during validation.
+const DECODE_BATCH: usize = 256;
+
+/// A model in training, with everything a step needs.
+pub struct Trainer<'a, B: Backend> {
+    model: Captioner<Train<B>>,
+    optim: Optim<Train<B>>,
+    /// Epochs, metrics, learning-rate decays and early stopping so far.
+    pub state: TrainerState,
+    data: &'a Dataset,
+    inputs: RunInputs,
+    config: &'a PipelineConfig,
+    /// Every image's raw vector on the device, once; batches select their rows.
+    features: Tensor<B, 2>,
+    device: B::Device,
+}
+
+/// One step's mean loss and the number of target tokens it averaged over.
+#[derive(Debug, Clone, Copy)]
+pub struct StepLoss {
+    pub loss: f64,
+    pub tokens: usize,
+}
+
+/// The validation metrics of an epoch.
+#[derive(Debug, Clone, Copy)]
+pub struct Validation {
+    /// Mean loss per target token over the val captions, without dropout.
+    pub loss: f64,
+    /// Corpus BLEU-4 of greedy captions of the val images.
+    pub bleu4: f64,
+}
+
+/// Adam as PyTorch computes it, with `trainer.adam_epsilon`; clipping is global (see
+/// [`clip_global_norm`]), not burn's per-tensor clipping.
+pub fn adam(trainer: &TrainerConfig) -> Adam {
+    Adam::new(trainer.adam_epsilon as f32)
+}
+
+impl<'a, B: Backend> Trainer<'a, B> {
+    /// A new model, initialised from `trainer.seed`.
+    pub fn start(
+        config: &'a PipelineConfig,
+        data: &'a Dataset,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let inputs = run_inputs(config, data);
+        let stats = if config.model.standardize {
+            data.train_feature_stats()?
+        } else {
+            FeatureStats::identity(FEATURE_DIM)
+        };
+        let model =
+            inputs
+                .model
+                .init::<Train<B>>(&stats, init_seed(config.trainer.seed), device)?;
+        let state = TrainerState::new(&config.trainer);
+        Ok(Self::assemble(
+            config,
+            data,
+            inputs,
+            model,
+            adam(&config.trainer).init(),
+            state,
+            device,
+        ))
+    }
+
+    /// The run saved in the checkpoint `path`, after checking it was trained with this
+    /// architecture and these inputs.
+    pub fn resume(
+        config: &'a PipelineConfig,
+        data: &'a Dataset,
+        path: &Path,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let inputs = run_inputs(config, data);
+        let (model, record, info) =
+            decoder::load_checkpoint::<Train<B>, SortedOptimRecord<Train<B>>>(path, device)?;
+        let state = check_resumable(path, &info, &inputs, &config.model, &config.trainer)?;
+        let optim = adam(&config.trainer).init().load_record(unsorted(record));
+        Ok(Self::assemble(
+            config, data, inputs, model, optim, state, device,
+        ))
+    }
+
+    fn assemble(
+        config: &'a PipelineConfig,
+        data: &'a Dataset,
+        inputs: RunInputs,
+        model: Captioner<Train<B>>,
+        optim: Optim<Train<B>>,
+        state: TrainerState,
+        device: &B::Device,
+    ) -> Self {
+        let features = Tensor::<B, 2>::from_data(
+            TensorData::new(
+                data.features.values().to_vec(),
+                [data.features.len(), FEATURE_DIM],
+            ),
+            device,
+        );
+        Self {
+            model,
+            optim,
+            state,
+            data,
+            inputs,
+            config,
+            features,
+            device: device.clone(),
+        }
+    }
+
+    /// The data it trains on.
+    pub fn data(&self) -> &'a Dataset {
+        self.data
+    }
+
+    /// The architecture being trained.
+    pub fn model_config(&self) -> &CaptionerConfig {
+        &self.inputs.model
+    }
+
+    pub fn num_params(&self) -> usize {
+        self.model.num_params()
+    }
+
+    /// One optimizer step on the train captions `batch` (indices into `data.train`), dropout
+    /// drawn from `rng`.
+    pub fn step(
+        mut self,
+        batch: &[usize],
+        learning_rate: f64,
+        rng: &mut ChaCha8Rng,
+    ) -> (Self, StepLoss) {
+        let captions = &self.data.train;
+        let images = Images {
+            pooled: Tensor::from_inner(self.rows(batch.iter().map(|&i| captions[i].image))),
+        };
+        let tokens: Vec<&[u32]> = batch
+            .iter()
+            .map(|&i| captions[i].tokens.as_slice())
+            .collect();
+        let teacher = TeacherBatch::<Train<B>>::new(&tokens, &self.device);
+        let (loss, mut grads) =
+            self.model
+                .loss_and_grads(&images, &teacher, Some(rng as &mut dyn RngCore));
+        if self.config.trainer.clip_norm > 0.0 {
+            clip_global_norm(&self.model, &mut grads, self.config.trainer.clip_norm);
+        }
+        self.model = self.optim.step(learning_rate, self.model, grads);
+        let step = StepLoss {
+            loss: loss.into_scalar().elem::<f64>(),
+            tokens: teacher.tokens,
+        };
+        (self, step)
+    }
+
+    /// The val loss and the val BLEU-4 of greedy captions, on the model without dropout.
+    pub fn validate(&self) -> Result<Validation> {
+        let model = self.model.valid();
+        let loss = self.validation_loss(&model);
+        let hypotheses = self.validation_captions(&model)?;
+        let bleu4 =
+            metrics::corpus_bleu4(&hypotheses, &self.data.val_references).context("val BLEU-4")?;
+        Ok(Validation { loss, bleu4 })
+    }
+
+    /// Mean loss per target token over the val captions, in length-sorted batches.
+    fn validation_loss(&self, model: &Captioner<B>) -> f64 {
+        let captions = &self.data.val;
+        let lengths: Vec<usize> = captions.iter().map(|c| c.tokens.len()).collect();
+        let (mut sum, mut tokens) = (0.0, 0usize);
+        for batch in sorted_batches(&lengths, self.config.trainer.batch_size) {
+            let images = Images {
+                pooled: self.rows(batch.iter().map(|&i| captions[i].image)),
+            };
+            let ids: Vec<&[u32]> = batch
+                .iter()
+                .map(|&i| captions[i].tokens.as_slice())
+                .collect();
+            let teacher = TeacherBatch::<B>::new(&ids, &self.device);
+            let loss = model.loss(&images, &teacher).into_scalar().elem::<f64>();
+            sum += loss * teacher.tokens as f64;
+            tokens += teacher.tokens;
+        }
+        sum / tokens.max(1) as f64
+    }
+
+    /// Greedy captions of the val images as words, in `data.val_images` order.
+    fn validation_captions(&self, model: &Captioner<B>) -> Result<Vec<Vec<&'a str>>> {
+        let evaluator = &self.config.evaluator;
+        let mut out = Vec::with_capacity(self.data.val_images.len());
+        for chunk in self.data.val_images.chunks(DECODE_BATCH) {
+            let images = Images {
+                pooled: self.rows(chunk.iter().copied()),
+            };
+            for ids in greedy(model, &images, evaluator.max_len, evaluator.suppress_unk) {
+                out.push(self.data.vocab.words(&ids)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The feature rows `rows`, as a `[rows, FEATURE_DIM]` tensor.
+    fn rows(&self, rows: impl Iterator<Item = usize>) -> Tensor<B, 2> {
+        let rows: Vec<i64> = rows.map(|r| r as i64).collect();
+        let n = rows.len();
+        let index = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [n]), &self.device);
+        self.features.clone().select(0, index)
+    }
+
+    /// Writes `last.mpk`, and `best.mpk` with `trained.json` when this epoch is the best.
+    pub fn save(&self, dir: &ModelDir, best: bool) -> Result<()> {
+        let info = trained_info(&self.inputs, &self.state)?;
+        if best {
+            decoder::save_checkpoint(
+                &dir.best(),
+                &self.model,
+                sorted(self.optim.to_record()),
+                &info,
+            )?;
+            contracts::atomic::write_atomically(
+                &dir.trained_json(),
+                serde_json::to_string_pretty(&info)?.as_bytes(),
+            )?;
+        }
+        decoder::save_checkpoint(
+            &dir.last(),
+            &self.model,
+            sorted(self.optim.to_record()),
+            &info,
+        )?;
+        Ok(())
+    }
+}
+
+/// What this run trains with: the architecture `[model]` asks for and the inputs' hashes and
+/// encoder settings.
+fn run_inputs(config: &PipelineConfig, data: &Dataset) -> RunInputs {
+    RunInputs {
+        model: CaptionerConfig::from_pipeline(&config.model, data.vocab.len()),
+        standardized: config.model.standardize,
+        encoder: data.features.encoder().cloned(),
+        hashes: data.hashes.clone(),
+    }
+}
