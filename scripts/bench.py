@@ -70,10 +70,13 @@ def trainer_rows():
     line = lambda who: re.search(who + r".*?: ([\d.]+) training captions/s.*peak memory (\S+) MiB", out)
     ours, torch = line("burn trainer"), line("pytorch")
     row = ["trainer (captions/s, 30k captions, vocab 8000, len <= 34, batch 64)", f"{float(ours.group(1)):.0f}"]
+    scst = re.search(r"burn scst.*?: ([\d.]+) sampled captions/s.*?([\d.]+) s/step against ([\d.]+) s/step", out)
+    scst_row = ["self-critical step (sampled captions/s; s/step vs cross-entropy)", f"{float(scst.group(1)):.0f}",
+                "", f"{scst.group(2)} s vs {scst.group(3)} s", "", ""]
     if not torch:
-        return [row + ["skipped", "", f"{ours.group(2)} MiB", ""]], ["PyTorch trainer side skipped (pip install torch)"]
+        return [row + ["skipped", "", f"{ours.group(2)} MiB", ""], scst_row], ["PyTorch trainer side skipped (pip install torch)"]
     ratio = float(ours.group(1)) / float(torch.group(1))
-    return [row + [f"{float(torch.group(1)):.0f}", f"{ratio:.2f}x", f"{ours.group(2)} MiB", f"{torch.group(2)} MiB"]], []
+    return [row + [f"{float(torch.group(1)):.0f}", f"{ratio:.2f}x", f"{ours.group(2)} MiB", f"{torch.group(2)} MiB"], scst_row], []
 
 
 def meteor_corpus(images=1000):

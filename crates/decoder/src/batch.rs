@@ -23,6 +23,9 @@ pub struct TeacherBatch<B: Backend> {
     pub steps: usize,
     /// Number of scored positions (the loss is their mean).
     pub tokens: usize,
+    /// `[tokens]` each scored position's weight in the mean (its caption's, see
+    /// [`Self::weighted`]); `None`: all 1.
+    pub weights: Option<Vec<f32>>,
 }
 
 impl<B: Backend> TeacherBatch<B> {
@@ -32,6 +35,17 @@ impl<B: Backend> TeacherBatch<B> {
     /// On an empty batch or a caption shorter than two tokens (the trainer checks both when it
     /// reads `tokens.parquet`).
     pub fn new(captions: &[&[u32]], device: &B::Device) -> Self {
+        Self::layout(captions, None, device)
+    }
+
+    /// [`Self::new`] with every position of caption `b` weighing `weights[b]` in the loss:
+    /// self-critical training's `-(r - b) * sum log p` as a weighted cross-entropy.
+    pub fn weighted(captions: &[&[u32]], weights: &[f32], device: &B::Device) -> Self {
+        assert_eq!(captions.len(), weights.len(), "one weight per caption");
+        Self::layout(captions, Some(weights), device)
+    }
+
+    fn layout(captions: &[&[u32]], weights: Option<&[f32]>, device: &B::Device) -> Self {
         assert!(!captions.is_empty(), "empty batch");
         assert!(
             captions.iter().all(|c| c.len() >= 2),
@@ -43,6 +57,7 @@ impl<B: Backend> TeacherBatch<B> {
         let mut targets = Vec::with_capacity(steps * batch_size);
         let mut rows = Vec::with_capacity(steps * batch_size);
         let mut row_captions = Vec::with_capacity(steps * batch_size);
+        let mut row_weights = Vec::new();
         for t in 0..steps {
             for (b, caption) in captions.iter().enumerate() {
                 if t + 1 < caption.len() {
@@ -50,6 +65,9 @@ impl<B: Backend> TeacherBatch<B> {
                     targets.push(i64::from(caption[t + 1]));
                     rows.push((t * batch_size + b) as i64);
                     row_captions.push(b as i64);
+                    if let Some(weights) = weights {
+                        row_weights.push(weights[b]);
+                    }
                 }
             }
         }
@@ -66,6 +84,7 @@ impl<B: Backend> TeacherBatch<B> {
             batch_size,
             steps,
             tokens,
+            weights: weights.map(|_| row_weights),
         }
     }
 }
@@ -81,6 +100,7 @@ impl<B: AutodiffBackend> TeacherBatch<B> {
             batch_size: self.batch_size,
             steps: self.steps,
             tokens: self.tokens,
+            weights: self.weights.clone(),
         }
     }
 }

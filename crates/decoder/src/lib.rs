@@ -34,5 +34,5 @@ pub use checkpoint::{Skipped, TrainedInfo, load_checkpoint, save_checkpoint};
 pub use error::DecoderError;
 pub use loader::{TrainedCaptioner, load_captioner};
 pub use model::{CaptionModel, DecodeState, Images, Trainable};
-pub use search::{BeamConfig, Hypothesis, beam_search, greedy};
+pub use search::{BeamConfig, Hypothesis, Sampled, beam_search, greedy, sample};
 pub use stats::{FeatureStats, MIN_STD};

@@ -29,9 +29,12 @@ pub struct Logits<B: Backend> {
     pub row_captions: Option<Tensor<B, 1, Int>>,
     /// `[tokens]`
     pub targets: Tensor<B, 1, Int>,
+    /// `[tokens]`: each row's weight in the mean (self-critical training's advantages);
+    /// `None`: every row weighs 1.
+    pub weights: Option<Vec<f32>>,
 }
 
-/// The gradients of the mean cross-entropy.
+/// The gradients of the (weighted) mean cross-entropy.
 pub struct LogitGrads<B: Backend> {
     /// `[tokens, vocab]`: `(softmax - onehot(target)) / tokens`.
     pub logits: Tensor<B, 2>,
@@ -41,7 +44,7 @@ pub struct LogitGrads<B: Backend> {
     pub image_part: Option<Tensor<B, 2>>,
 }
 
-/// Mean over rows of `-log softmax(hidden_part + bias + image_part)[target]` (`[1]`).
+/// Mean over rows of `weight * -log softmax(hidden_part + bias + image_part)[target]` (`[1]`).
 pub fn loss<B: Backend>(logits: Logits<B>) -> Tensor<B, 1> {
     if is_host::<B>() {
         fused_rows(logits, false).loss()
@@ -129,6 +132,7 @@ fn fused_rows<B: Backend>(logits: Logits<B>, into_grads: bool) -> FusedRows<B> {
         .iter::<i64>()
         .map(|t| t as usize)
         .collect();
+    let weights = logits.weights.unwrap_or_else(|| vec![1.0; tokens]);
     let bias = logits.bias.into_data();
     let bias = bias.as_slice::<f32>().expect("f32 logits");
     let image = logits.image_part.map(Tensor::into_data);
@@ -138,13 +142,14 @@ fn fused_rows<B: Backend>(logits: Logits<B>, into_grads: bool) -> FusedRows<B> {
     let mut data = join_rows(logits.hidden_part, [tokens, vocab]);
     let values = data.as_mut_slice::<f32>().expect("f32 logits");
 
-    let scale = 1.0 / tokens as f32;
     // Per-row losses in row order, summed below in a fixed order: reproducible.
     let row_losses: Vec<f64> = values
         .par_chunks_mut(vocab)
         .zip(targets.par_iter())
         .zip(captions.par_iter())
-        .map(|((row, &target), &caption)| {
+        .zip(weights.par_iter())
+        .map(|(((row, &target), &caption), &weight)| {
+            let scale = weight / tokens as f32;
             for (value, b) in row.iter_mut().zip(bias) {
                 *value += b;
             }
@@ -164,7 +169,7 @@ fn fused_rows<B: Backend>(logits: Logits<B>, into_grads: bool) -> FusedRows<B> {
                 }
                 row[target] -= scale;
             }
-            f64::from(sum.ln() - picked)
+            f64::from(weight) * f64::from(sum.ln() - picked)
         })
         .collect();
     FusedRows {
@@ -249,6 +254,8 @@ struct TensorForward<B: Backend> {
     targets: Tensor<B, 2, Int>,
     image_part: Option<Tensor<B, 2>>,
     row_captions: Option<Tensor<B, 1, Int>>,
+    /// `[tokens, 1]`, when the rows are weighted.
+    weights: Option<Tensor<B, 2>>,
 }
 
 impl<B: Backend> TensorForward<B> {
@@ -272,7 +279,15 @@ impl<B: Backend> TensorForward<B> {
         let picked = shifted.clone().gather(1, targets.clone());
         let exp = shifted.exp();
         let sum = exp.clone().sum_dim(1);
-        let loss = (sum.clone().log() - picked).mean();
+        let device = sum.device();
+        let weights = logits
+            .weights
+            .map(|w| Tensor::<B, 2>::from_data(TensorData::new(w, [tokens, 1]), &device));
+        let row_losses = sum.clone().log() - picked;
+        let loss = match &weights {
+            Some(w) => (row_losses * w.clone()).mean(),
+            None => row_losses.mean(),
+        };
         Self {
             loss,
             exp,
@@ -280,6 +295,7 @@ impl<B: Backend> TensorForward<B> {
             targets,
             image_part: logits.image_part,
             row_captions: logits.row_captions,
+            weights,
         }
     }
 
@@ -287,12 +303,15 @@ impl<B: Backend> TensorForward<B> {
         let [tokens, vocab] = self.exp.dims();
         let scale = 1.0 / tokens as f64;
         let minus = Tensor::<B, 2>::full([tokens, 1], -scale, &self.exp.device());
-        let d_logits = (self.exp / self.sum.mul_scalar(tokens as f64)).scatter(
+        let mut d_logits = (self.exp / self.sum.mul_scalar(tokens as f64)).scatter(
             1,
             self.targets,
             minus,
             IndexingUpdateOp::Add,
         );
+        if let Some(weights) = self.weights {
+            d_logits = d_logits * weights;
+        }
         let bias = d_logits.clone().sum_dim(0).reshape([vocab]);
         let row_captions = self.row_captions;
         let image_part = self.image_part.map(|image| {
@@ -348,6 +367,7 @@ mod tests {
             image_part: with_image.then(|| Tensor::random([batch, vocab], normal, &device)),
             row_captions: indexed.then(|| ints(&[0, 2, 1, 2, 0, 0], &device)),
             targets: ints(&[5, 699, 0, 42, 42, 300], &device),
+            weights: None,
         }
     }
 
@@ -358,6 +378,7 @@ mod tests {
             image_part: l.image_part.clone(),
             row_captions: l.row_captions.clone(),
             targets: l.targets.clone(),
+            weights: l.weights.clone(),
         }
     }
 
@@ -387,6 +408,29 @@ mod tests {
             if let (Some(f), Some(r)) = (f.image_part, r.image_part) {
                 assert_close("d_image", f, r);
             }
+        }
+    }
+
+    #[test]
+    fn weighted_rows_match_tensor_operations_and_scale_each_row() {
+        let weights = vec![0.5, -2.0, 0.0, 1.0, 3.0, -0.25];
+        for (with_image, indexed) in [(true, true), (false, false)] {
+            let mut input = logits(with_image, indexed);
+            input.weights = Some(weights.clone());
+            let fused = fused_rows(clone(&input), true);
+            let (loss, f) = (fused.loss(), fused.grads());
+            let (reference_loss, r) = TensorForward::new(clone(&input)).grads();
+            assert_close("loss", loss.clone(), reference_loss);
+            assert_close("d_logits", f.logits.clone(), r.logits);
+            assert_close("d_bias", f.bias, r.bias);
+            // Each row's gradient is its weight times its unweighted gradient.
+            input.weights = None;
+            let plain = fused_rows(input, true).grads().logits;
+            let scale = Tensor::<Cpu, 1>::from_data(
+                TensorData::new(weights.clone(), [6]),
+                &Default::default(),
+            );
+            assert_close("scaled", f.logits, plain * scale.unsqueeze_dim(1));
         }
     }
 

@@ -16,6 +16,7 @@ mod cider;
 pub mod meteor;
 mod rouge;
 
+pub use cider::CiderD;
 pub use meteor::{Meteor, MeteorError, MeteorScores};
 
 use std::collections::HashMap;

@@ -8,7 +8,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use models::backend::{DeviceKind, run_on};
+use contracts::config::Device;
+use models::backend::run_on;
 use trainer::bench::{BenchOptions, BenchTask, synthetic_dataset};
 
 #[global_allocator]
@@ -27,15 +28,19 @@ fn main() -> anyhow::Result<()> {
         options.steps = steps.parse()?;
     }
     let device = value("--device").unwrap_or_else(|| "cpu".into());
-    let kind = DeviceKind::parse(&device).map_err(anyhow::Error::msg)?;
+    let kind = match device.as_str() {
+        "cpu" => Device::Cpu,
+        "cuda" => Device::Cuda,
+        other => anyhow::bail!("--device {other}: expected cpu or cuda"),
+    };
     let data = synthetic_dataset(&options);
-    let report = run_on(
+    let (report, scst) = run_on(
         kind,
         BenchTask {
             options: &options,
             data: &data,
         },
-    )?;
+    )??;
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -50,6 +55,15 @@ fn main() -> anyhow::Result<()> {
         report
             .peak_rss_mib
             .map_or("?".into(), |m| format!("{m:.0}")),
+    );
+    println!(
+        "burn scst ({device}, {threads} threads): {:.1} sampled captions/s ({} steps of {} images x 5 \
+         samples, {:.3} s/step against {:.3} s/step for cross-entropy)",
+        scst.captions_per_s,
+        scst.steps,
+        options.batch_size / 5,
+        scst.seconds / scst.steps as f64,
+        report.seconds / report.steps as f64,
     );
     if args.iter().any(|a| a == "--no-python") || device != "cpu" {
         return Ok(());

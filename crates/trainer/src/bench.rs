@@ -14,12 +14,13 @@ use burn::tensor::backend::Backend;
 use contracts::tables::{FEATURE_DIM, Features};
 use contracts::vocab::{END, SPECIALS, START};
 use contracts::{FeatureSet, PipelineConfig, Vocabulary};
+use metrics::CiderD;
 use models::backend::BackendTask;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::data::{Caption, Dataset, InputHashes, length_buckets};
-use crate::trainer::Trainer;
+use crate::trainer::{Trainer, reference_views};
 
 /// The benchmark's data and schedule.
 #[derive(Debug, Clone)]
@@ -72,7 +73,7 @@ pub fn synthetic_dataset(options: &BenchOptions) -> Dataset {
     let features = (0..options.images * FEATURE_DIM)
         .map(|_| rng.random::<f32>())
         .collect();
-    let train = (0..options.captions)
+    let train: Vec<Caption> = (0..options.captions)
         .map(|i| {
             // Box-Muller: N(13, 4) tokens, clamped to [4, max_tokens].
             let (u, v): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
@@ -91,6 +92,15 @@ pub fn synthetic_dataset(options: &BenchOptions) -> Dataset {
         images: (0..options.images).map(|i| format!("{i}.jpg")).collect(),
         features,
     };
+    // Each image's captions as its references, for the self-critical rewards.
+    let mut train_references: Vec<Vec<Vec<String>>> = vec![Vec::new(); options.images];
+    for caption in &train {
+        let words = caption.tokens[1..caption.tokens.len() - 1]
+            .iter()
+            .map(|&id| vocab.token(id).unwrap_or_default().to_string())
+            .collect();
+        train_references[caption.image].push(words);
+    }
     Dataset {
         vocab,
         features: FeatureSet::from_features(features),
@@ -98,6 +108,8 @@ pub fn synthetic_dataset(options: &BenchOptions) -> Dataset {
         val: Vec::new(),
         val_images: Vec::new(),
         val_references: Vec::new(),
+        train_images: (0..options.images).collect(),
+        train_references,
         hashes: InputHashes {
             vocab: String::new(),
             tokens: String::new(),
@@ -114,18 +126,71 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// The benchmark as a task for [`models::backend::run_on`].
+/// The benchmark as a task for [`models::backend::run_on`]: cross-entropy steps, then
+/// self-critical ones on the same model.
 pub struct BenchTask<'a> {
     pub options: &'a BenchOptions,
     pub data: &'a Dataset,
 }
 
 impl BackendTask for BenchTask<'_> {
-    type Output = Result<BenchReport>;
+    type Output = Result<(BenchReport, BenchReport)>;
 
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
-        run::<B>(self.options, self.data, &device)
+        Ok((
+            run::<B>(self.options, self.data, &device)?,
+            run_scst::<B>(self.options, self.data, &device)?,
+        ))
     }
+}
+
+/// Times `options.steps` self-critical steps (5 samples of each of `batch_size / 5` images,
+/// CIDEr-D rewards against the image's captions, mean baseline); `captions` counts samples.
+pub fn run_scst<B: Backend>(
+    options: &BenchOptions,
+    data: &Dataset,
+    device: &B::Device,
+) -> Result<BenchReport> {
+    let mut config = PipelineConfig::default();
+    config.trainer.batch_size = options.batch_size;
+    config.trainer.seed = options.seed;
+    let samples = config.trainer.scst_samples;
+    let mut run = Trainer::<B>::start(&config, data, device)?;
+    let references = reference_views(&data.train_references);
+    let scorer = CiderD::new(&references);
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+    let images: Vec<usize> = (0..data.train_images.len()).collect();
+    let (mut captions, mut tokens) = (0, 0);
+    let mut started = Instant::now();
+    for (step, batch) in images
+        .chunks((options.batch_size / samples).max(1))
+        .cycle()
+        .take(options.warmup + options.steps)
+        .enumerate()
+    {
+        if step == options.warmup {
+            started = Instant::now();
+            (captions, tokens) = (0, 0);
+        }
+        let outcome;
+        (run, outcome) = run.scst_step(batch, &scorer, &mut rng);
+        anyhow::ensure!(
+            outcome.loss.is_finite(),
+            "benchmark loss is {}",
+            outcome.loss
+        );
+        captions += outcome.rewards.rewards.len();
+        tokens += outcome.tokens;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(BenchReport {
+        steps: options.steps,
+        captions,
+        tokens,
+        seconds,
+        captions_per_s: captions as f64 / seconds,
+        peak_rss_mib: peak_rss_mib(),
+    })
 }
 
 /// Times `options.steps` training steps of the default model on `data`.

@@ -112,6 +112,7 @@ pub fn check_resumable(
     let comparable = |c: &TrainerConfig| TrainerConfig {
         epochs: 0,
         patience: 0,
+        scst_epochs: 0,
         device: Default::default(),
         ..c.clone()
     };

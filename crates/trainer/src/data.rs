@@ -12,7 +12,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail, ensure};
 use contracts::parquet_io::read_provenance;
 use contracts::provenance::content_hash;
-use contracts::tables::{CAPTIONS_FILE, CaptionsTable, FEATURE_DIM, TokensTable, read};
+use contracts::tables::{CAPTIONS_FILE, CaptionRow, CaptionsTable, FEATURE_DIM, TokensTable, read};
 use contracts::vocab::{END, START};
 use contracts::{FeatureSet, Provenance, Split, Stage, Vocabulary, WorkDir};
 use decoder::FeatureStats;
@@ -51,6 +51,9 @@ pub struct Dataset {
     pub val_images: Vec<usize>,
     /// The clean val captions of each of `val_images`, split on spaces.
     pub val_references: Vec<References>,
+    /// The same for the train images (self-critical training's rewards).
+    pub train_images: Vec<usize>,
+    pub train_references: Vec<References>,
     pub hashes: InputHashes,
 }
 
@@ -126,7 +129,21 @@ impl Dataset {
             tokens_path.display()
         );
 
-        let (val_images, val_references) = val_references(&captions_path, &val, features.images())?;
+        let (captions, _) = read::<CaptionsTable>(&captions_path)?;
+        let (val_images, val_references) = references(
+            &captions_path,
+            &captions,
+            Split::Val,
+            &val,
+            features.images(),
+        )?;
+        let (train_images, train_references) = references(
+            &captions_path,
+            &captions,
+            Split::Train,
+            &train,
+            features.images(),
+        )?;
         let hashes = InputHashes {
             vocab: content_hash(&vocab_path)?,
             tokens: content_hash(&tokens_path)?,
@@ -139,6 +156,8 @@ impl Dataset {
             val,
             val_images,
             val_references,
+            train_images,
+            train_references,
             hashes,
         })
     }
@@ -191,36 +210,37 @@ fn require_captions(path: &Path, provenance: Option<&Provenance>, captions: &Pat
     Ok(())
 }
 
-/// The val images (feature rows, sorted by name) and their clean reference captions.
-fn val_references(
+/// The images of `split` (feature rows, sorted by name) and their clean reference captions.
+fn references(
     captions_path: &Path,
-    val: &[Caption],
+    rows: &[CaptionRow],
+    split: Split,
+    tokenized: &[Caption],
     images: &[String],
 ) -> Result<(Vec<usize>, Vec<References>)> {
-    let (rows, _) = read::<CaptionsTable>(captions_path)?;
     let mut references: HashMap<&str, Vec<Vec<String>>> = HashMap::new();
-    for row in rows.iter().filter(|r| r.split == Split::Val) {
+    for row in rows.iter().filter(|r| r.split == split) {
         let words: Vec<String> = row.clean.split_whitespace().map(str::to_string).collect();
         references
             .entry(row.image.as_str())
             .or_default()
             .push(words);
     }
-    let mut val_images: Vec<usize> = val.iter().map(|c| c.image).collect();
-    val_images.sort_unstable_by(|a, b| images[*a].cmp(&images[*b]));
-    val_images.dedup();
-    let mut out = Vec::with_capacity(val_images.len());
-    for &row in &val_images {
+    let mut split_images: Vec<usize> = tokenized.iter().map(|c| c.image).collect();
+    split_images.sort_unstable_by(|a, b| images[*a].cmp(&images[*b]));
+    split_images.dedup();
+    let mut out = Vec::with_capacity(split_images.len());
+    for &row in &split_images {
         let refs = references.remove(images[row].as_str()).with_context(|| {
             format!(
-                "{}: val image {} has no captions here but has tokens; rerun the tokenizer stage (`make tokens`)",
+                "{}: {split} image {} has no captions here but has tokens; rerun the tokenizer stage (`make tokens`)",
                 captions_path.display(),
                 images[row]
             )
         })?;
         out.push(refs);
     }
-    Ok((val_images, out))
+    Ok((split_images, out))
 }
 
 /// Cuts captions (given by their token counts) into batches of similar length: sorted by

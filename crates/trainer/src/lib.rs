@@ -7,7 +7,8 @@
 //! - [`data`]: reading and checking the inputs, length-bucketed batches.
 //! - [`trainer`](mod@trainer): [`Trainer`], the model in training with its optimizer and
 //!   state: step, validate, save.
-//! - [`train`]: the training loop, top to bottom.
+//! - [`train`]: the training loop, top to bottom: cross-entropy epochs, then self-critical
+//!   ones ([`scst`]: rewards, baselines and weights) when `trainer.scst_epochs` asks.
 //! - [`state`]: what survives between epochs and runs; [`checkpoint`]: what a checkpoint
 //!   records and the checks before resuming one.
 //! - [`report`]: `metrics.csv` and `loss.svg`.
@@ -17,6 +18,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod report;
+pub mod scst;
 pub mod state;
 pub mod train;
 pub mod trainer;

@@ -8,11 +8,11 @@ use plotters::prelude::*;
 
 use contracts::ModelDir;
 
-use crate::state::{EpochMetrics, EpochTiming};
+use crate::state::{EpochMetrics, EpochTiming, Phase};
 
 /// The header of `metrics.csv`.
-pub const METRICS_HEADER: &str =
-    "epoch,train_loss,val_loss,val_bleu4,learning_rate,seconds,captions_per_s";
+pub const METRICS_HEADER: &str = "epoch,phase,train_loss,val_loss,val_bleu4,val_cider,val_repeats,\
+    mean_reward,mean_advantage,learning_rate,seconds,captions_per_s";
 
 /// Epoch number to its timing.
 pub type Timings = BTreeMap<usize, EpochTiming>;
@@ -27,9 +27,19 @@ pub fn metrics_csv(history: &[EpochMetrics], timings: &Timings) -> String {
             || ",".to_string(),
             |t| format!("{:.2},{:.1}", t.seconds, t.captions_per_s),
         );
+        let optional = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v:.6}"));
         out.push_str(&format!(
-            "{},{:.6},{:.6},{:.6},{:e},{timing}\n",
-            m.epoch, m.train_loss, m.val_loss, m.val_bleu4, m.learning_rate,
+            "{},{},{:.6},{:.6},{:.6},{:.6},{},{},{},{:e},{timing}\n",
+            m.epoch,
+            m.phase.name(),
+            m.train_loss,
+            m.val_loss,
+            m.val_bleu4,
+            m.val_cider,
+            m.val_repeats,
+            optional(m.mean_reward),
+            optional(m.mean_advantage),
+            m.learning_rate,
         ));
     }
     out
@@ -69,7 +79,16 @@ pub fn write_reports(dir: &ModelDir, history: &[EpochMetrics], timings: &Timings
     Ok(())
 }
 
-/// Train and val loss per epoch (left) and val BLEU-4 (right), as an SVG document.
+/// Halfway between the last cross-entropy epoch and the first self-critical one, if any.
+fn scst_start(history: &[EpochMetrics]) -> Option<f64> {
+    history
+        .iter()
+        .find(|m| m.phase == Phase::SelfCritical)
+        .map(|m| m.epoch as f64 - 0.5)
+}
+
+/// Train and val loss per epoch (left) and val BLEU-4 (right), as an SVG document; a line
+/// marks where self-critical training begins.
 pub fn loss_svg(history: &[EpochMetrics]) -> Result<String, Box<dyn std::error::Error>> {
     let mut svg = String::new();
     {
@@ -77,9 +96,14 @@ pub fn loss_svg(history: &[EpochMetrics]) -> Result<String, Box<dyn std::error::
         root.fill(&WHITE)?;
         let (left, right) = root.split_horizontally(560);
         let epochs = history.len().max(1) as f64;
+        // A self-critical epoch's train loss is a policy loss, not a cross-entropy: only its
+        // val loss is drawn.
         let losses = history
             .iter()
-            .flat_map(|m| [m.train_loss, m.val_loss])
+            .flat_map(|m| match m.phase {
+                Phase::CrossEntropy => vec![m.train_loss, m.val_loss],
+                Phase::SelfCritical => vec![m.val_loss],
+            })
             .filter(|x| x.is_finite());
         let (low, high) = losses.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
             (lo.min(x), hi.max(x))
@@ -107,6 +131,7 @@ pub fn loss_svg(history: &[EpochMetrics]) -> Result<String, Box<dyn std::error::
                 BLUE,
                 history
                     .iter()
+                    .filter(|m| m.phase == Phase::CrossEntropy)
                     .map(|m| (m.epoch as f64, m.train_loss))
                     .collect::<Vec<_>>(),
             ),
@@ -126,6 +151,15 @@ pub fn loss_svg(history: &[EpochMetrics]) -> Result<String, Box<dyn std::error::
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
                 });
+        }
+        if let Some(start) = scst_start(history) {
+            chart
+                .draw_series(LineSeries::new(
+                    [(start, low), (start, high)],
+                    BLACK.mix(0.5).stroke_width(1),
+                ))?
+                .label("SCST starts")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK.mix(0.5)));
         }
         chart
             .configure_series_labels()
@@ -157,9 +191,14 @@ mod tests {
     fn row(epoch: usize) -> EpochMetrics {
         EpochMetrics {
             epoch,
+            phase: Phase::CrossEntropy,
             train_loss: 4.0 / epoch as f64,
             val_loss: 4.5 / epoch as f64,
             val_bleu4: 0.05 * epoch as f64,
+            val_cider: 0.5 * epoch as f64,
+            val_repeats: epoch,
+            mean_reward: None,
+            mean_advantage: None,
             learning_rate: 1e-3,
         }
     }
@@ -171,12 +210,18 @@ mod tests {
             captions_per_s: 250.0,
         };
         let timings = Timings::from([(1, timing)]);
-        let csv = metrics_csv(&[row(1), row(2)], &timings);
+        let scst = EpochMetrics {
+            phase: Phase::SelfCritical,
+            mean_reward: Some(1.25),
+            mean_advantage: Some(-0.5),
+            ..row(2)
+        };
+        let csv = metrics_csv(&[row(1), scst], &timings);
         assert_eq!(
             csv,
             format!(
-                "{METRICS_HEADER}\n1,4.000000,4.500000,0.050000,1e-3,12.35,250.0\n\
-                 2,2.000000,2.250000,0.100000,1e-3,,\n"
+                "{METRICS_HEADER}\n1,xe,4.000000,4.500000,0.050000,0.500000,1,,,1e-3,12.35,250.0\n\
+                 2,scst,2.000000,2.250000,0.100000,1.000000,2,1.250000,-0.500000,1e-3,,\n"
             )
         );
         let dir = tempfile::tempdir().unwrap();
@@ -196,6 +241,17 @@ mod tests {
             svg.starts_with("<svg") && svg.contains("polyline"),
             "{}",
             &svg[..200.min(svg.len())]
+        );
+        assert!(!svg.contains("SCST starts"));
+        let scst = EpochMetrics {
+            phase: Phase::SelfCritical,
+            ..row(3)
+        };
+        assert_eq!(scst_start(&[row(1), row(2), scst.clone()]), Some(2.5));
+        assert!(
+            loss_svg(&[row(1), row(2), scst])
+                .unwrap()
+                .contains("SCST starts")
         );
         assert!(loss_svg(&[]).is_ok());
     }

@@ -9,11 +9,37 @@
 use contracts::config::TrainerConfig;
 use serde::{Deserialize, Serialize};
 
+/// The training phase an epoch belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// Teacher forcing on the references.
+    #[serde(rename = "xe")]
+    CrossEntropy,
+    /// Self-critical training on the model's own samples (CIDEr-D reward).
+    #[serde(rename = "scst")]
+    SelfCritical,
+}
+
+fn cross_entropy() -> Phase {
+    Phase::CrossEntropy
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::CrossEntropy => "xe",
+            Phase::SelfCritical => "scst",
+        }
+    }
+}
+
 /// One row of `metrics.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
-    /// 1-based.
+    /// 1-based, counting both phases.
     pub epoch: usize,
+    #[serde(default = "cross_entropy")]
+    pub phase: Phase,
     /// Mean cross-entropy per target token over the epoch's batches (with dropout).
     #[serde(with = "exact")]
     pub train_loss: f64,
@@ -23,6 +49,20 @@ pub struct EpochMetrics {
     /// Corpus BLEU-4 of greedy captions of the val images.
     #[serde(with = "exact")]
     pub val_bleu4: f64,
+    /// Corpus CIDEr-D of the same captions (what self-critical training optimises); 0 in
+    /// checkpoints from before it was recorded.
+    #[serde(default, with = "exact")]
+    pub val_cider: f64,
+    /// How many of those captions repeat a word or a word pair ("a dog a dog"): the
+    /// degenerate captions a CIDEr reward can breed.
+    #[serde(default)]
+    pub val_repeats: usize,
+    /// Self-critical epochs: the mean CIDEr-D reward of the samples, and the mean advantage
+    /// (reward minus baseline).
+    #[serde(default, with = "exact_option")]
+    pub mean_reward: Option<f64>,
+    #[serde(default, with = "exact_option")]
+    pub mean_advantage: Option<f64>,
     /// Learning rate used during the epoch.
     #[serde(with = "exact")]
     pub learning_rate: f64,
@@ -56,7 +96,26 @@ pub struct TrainerState {
     /// Epochs since the metric last improved or the rate was last decayed (plateau).
     pub epochs_on_plateau: usize,
     pub stopped_early: bool,
+    /// Every epoch so far, both phases.
     pub history: Vec<EpochMetrics>,
+    /// The self-critical phase, after `epochs_done` cross-entropy epochs (absent from
+    /// checkpoints written before it existed: not started).
+    #[serde(default)]
+    pub scst: ScstProgress,
+}
+
+/// How far self-critical training has got; the best checkpoint is chosen by val CIDEr-D.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScstProgress {
+    pub epochs_done: usize,
+    /// Val CIDEr-D to beat: the best cross-entropy checkpoint's at the start.
+    #[serde(with = "exact_option")]
+    pub best: Option<f64>,
+    /// Epoch (counting both phases) of the best self-critical checkpoint; 0 while none beat
+    /// the cross-entropy one.
+    pub best_epoch: usize,
+    pub epochs_without_improvement: usize,
+    pub stopped_early: bool,
 }
 
 impl TrainerState {
@@ -71,7 +130,48 @@ impl TrainerState {
             epochs_on_plateau: 0,
             stopped_early: false,
             history: Vec::new(),
+            scst: ScstProgress::default(),
         }
+    }
+
+    /// Whether the cross-entropy phase is over (its epochs done, or stopped early).
+    pub fn cross_entropy_done(&self, epochs: usize) -> bool {
+        self.stopped_early || self.epochs_done >= epochs
+    }
+
+    /// Epochs trained so far, both phases.
+    pub fn total_epochs(&self) -> usize {
+        self.epochs_done + self.scst.epochs_done
+    }
+
+    /// The best checkpoint's epoch: the self-critical one once one beat cross-entropy.
+    pub fn best_epoch_overall(&self) -> usize {
+        if self.scst.best_epoch > 0 {
+            self.scst.best_epoch
+        } else {
+            self.best_epoch
+        }
+    }
+
+    /// Records a self-critical epoch with its val CIDEr-D; returns whether it is the best so
+    /// far. Stops after `patience` epochs without improvement (0: never).
+    pub fn record_scst(&mut self, metrics: EpochMetrics, patience: usize) -> bool {
+        let cider = metrics.val_cider;
+        self.history.push(metrics);
+        let scst = &mut self.scst;
+        scst.epochs_done += 1;
+        let improved = scst.best.is_none_or(|best| cider > best);
+        if improved {
+            scst.best = Some(cider);
+            scst.best_epoch = self.epochs_done + scst.epochs_done;
+            scst.epochs_without_improvement = 0;
+        } else {
+            scst.epochs_without_improvement += 1;
+            if patience > 0 && scst.epochs_without_improvement >= patience {
+                scst.stopped_early = true;
+            }
+        }
+        improved
     }
 
     pub fn learning_rate(&self) -> f64 {
@@ -176,9 +276,14 @@ mod tests {
     fn metrics(epoch: usize) -> EpochMetrics {
         EpochMetrics {
             epoch,
+            phase: Phase::CrossEntropy,
             train_loss: 0.1 + 0.2,
             val_loss: 1.0 / 3.0,
             val_bleu4: 0.0,
+            val_cider: 0.7,
+            val_repeats: 2,
+            mean_reward: None,
+            mean_advantage: Some(-1.0 / 3.0),
             learning_rate: 1e-3,
         }
     }
@@ -211,6 +316,27 @@ mod tests {
         assert!(!state.record(metrics(4), 1.5, false, &config));
         assert!(state.stopped_early);
         assert_eq!(state.best_epoch, 1);
+    }
+
+    #[test]
+    fn self_critical_epochs_beat_the_cross_entropy_best_or_stop() {
+        let mut state = TrainerState::new(&TrainerConfig::default());
+        state.record(metrics(1), 0.5, true, &TrainerConfig::default());
+        state.scst.best = Some(1.0);
+        let scst = |epoch, cider| EpochMetrics {
+            phase: Phase::SelfCritical,
+            val_cider: cider,
+            ..metrics(epoch)
+        };
+        assert!(!state.record_scst(scst(2, 0.9), 2));
+        assert_eq!(state.best_epoch_overall(), 1);
+        assert!(state.record_scst(scst(3, 1.1), 2));
+        assert_eq!(state.best_epoch_overall(), 3);
+        assert!(!state.record_scst(scst(4, 1.0), 2));
+        assert!(!state.scst.stopped_early);
+        assert!(!state.record_scst(scst(5, 1.05), 2));
+        assert!(state.scst.stopped_early);
+        assert_eq!(state.total_epochs(), 5);
     }
 
     #[test]

@@ -13,16 +13,18 @@ use burn::tensor::backend::Backend;
 use contracts::config::TrainerConfig;
 use contracts::{ModelDir, PipelineConfig};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use metrics::CiderD;
 use models::backend::BackendTask;
 use rand::SeedableRng;
+use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use tracing::{info, warn};
 
 use crate::checkpoint::clear_model_dir;
 use crate::data::{Dataset, length_buckets};
 use crate::report::{Timings, read_timings, write_reports};
-use crate::state::{EpochMetrics, EpochTiming, epoch_seed};
-use crate::trainer::Trainer;
+use crate::state::{EpochMetrics, EpochTiming, Phase, epoch_seed};
+use crate::trainer::{Trainer, reference_views};
 
 /// How to run, beyond the configuration.
 #[derive(Debug, Clone, Default)]
@@ -79,12 +81,13 @@ fn train_on<B: Backend>(task: TrainTask<'_>, device: &B::Device) -> Result<Train
     let trainer = &config.trainer;
     let (mut run, mut timings) = open::<B>(config, data, options, model_dir, device)?;
     let start_epoch = run.state.epochs_done;
+    let start_epochs = run.state.total_epochs();
     if run.state.stopped_early {
         info!(
             "training already stopped early after epoch {} (best epoch {})",
             run.state.epochs_done, run.state.best_epoch
         );
-    } else if start_epoch >= trainer.epochs {
+    } else if start_epoch >= trainer.epochs && trainer.scst_epochs == 0 {
         info!("nothing to do: {start_epoch} epochs trained already (raise --epochs to continue)");
     }
     for epoch in start_epoch..trainer.epochs {
@@ -98,9 +101,14 @@ fn train_on<B: Backend>(task: TrainTask<'_>, device: &B::Device) -> Result<Train
         let validation = run.validate()?;
         let metrics = EpochMetrics {
             epoch: epoch + 1,
+            phase: Phase::CrossEntropy,
             train_loss: trained.loss,
             val_loss: validation.loss,
             val_bleu4: validation.bleu4,
+            val_cider: validation.cider,
+            val_repeats: validation.repeats,
+            mean_reward: None,
+            mean_advantage: None,
             learning_rate,
         };
         let timing = EpochTiming {
@@ -143,6 +151,9 @@ fn train_on<B: Backend>(task: TrainTask<'_>, device: &B::Device) -> Result<Train
             );
         }
     }
+    if trainer.scst_epochs > 0 && run.state.cross_entropy_done(trainer.epochs) {
+        run = self_critical(run, options, model_dir, &mut timings)?;
+    }
     let state = &run.state;
     if state.best_epoch == 0 && !model_dir.best().exists() {
         warn!("no epoch was trained, so there is no best model yet");
@@ -150,11 +161,124 @@ fn train_on<B: Backend>(task: TrainTask<'_>, device: &B::Device) -> Result<Train
     Ok(TrainSummary {
         model_dir: model_dir.path().to_path_buf(),
         history: state.history.clone(),
-        epochs_run: state.epochs_done - start_epoch,
-        best_epoch: state.best_epoch,
-        best: state.best,
-        stopped_early: state.stopped_early,
+        epochs_run: state.total_epochs() - start_epochs,
+        best_epoch: state.best_epoch_overall(),
+        best: state
+            .scst
+            .best
+            .filter(|_| state.scst.best_epoch > 0)
+            .or(state.best),
+        stopped_early: state.stopped_early || state.scst.stopped_early,
     })
+}
+
+/// The self-critical phase: from the best cross-entropy checkpoint (or where a resumed run
+/// left it), epochs of sampled, CIDEr-D-rewarded steps over the train images, the best
+/// checkpoint chosen by val CIDEr-D, early stopping on it with `trainer.patience`.
+fn self_critical<'a, B: Backend>(
+    mut run: Trainer<'a, B>,
+    options: &TrainOptions,
+    model_dir: &ModelDir,
+    timings: &mut Timings,
+) -> Result<Trainer<'a, B>> {
+    let config = run.config();
+    let trainer = &config.trainer;
+    let data = run.data();
+    let references = reference_views(&data.train_references);
+    let scorer = CiderD::new(&references);
+    if run.state.scst.epochs_done == 0 && !run.state.scst.stopped_early {
+        let best = model_dir.best();
+        run.begin_scst(&best)?;
+        let best_epoch = run.state.best_epoch;
+        // The score to beat, measured on the weights SCST starts from.
+        run.state.scst.best = Some(run.validate()?.cider);
+        info!(
+            "self-critical training from {} (epoch {best_epoch}, val CIDEr-D {:.4}): {} epochs, {} samples per image, {} baseline, lr {:e}",
+            best.display(),
+            run.state.scst.best.unwrap_or(f64::NAN),
+            trainer.scst_epochs,
+            trainer.scst_samples,
+            trainer.scst_baseline.name(),
+            trainer.scst_learning_rate
+        );
+    }
+    let images_per_step = (trainer.batch_size / trainer.scst_samples).max(1);
+    for _ in run.state.scst.epochs_done..trainer.scst_epochs {
+        if run.state.scst.stopped_early {
+            break;
+        }
+        let epoch = run.state.total_epochs();
+        let started = Instant::now();
+        let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed(trainer.seed, epoch));
+        let mut order: Vec<usize> = (0..data.train_images.len()).collect();
+        order.shuffle(&mut rng);
+        let batches: Vec<&[usize]> = order.chunks(images_per_step).collect();
+        let total = trainer.epochs + trainer.scst_epochs;
+        let bar = progress_bar(options, batches.len(), epoch, total);
+        let (mut loss_sum, mut reward_sum, mut advantage_sum, mut samples) = (0.0, 0.0, 0.0, 0);
+        for batch in batches {
+            let step;
+            (run, step) = run.scst_step(batch, &scorer, &mut rng);
+            if !step.loss.is_finite() {
+                bail!(
+                    "self-critical training diverged in epoch {} (loss {}); lower trainer.scst_learning_rate",
+                    epoch + 1,
+                    step.loss
+                );
+            }
+            let n = step.rewards.rewards.len();
+            loss_sum += step.loss * n as f64;
+            reward_sum += step.rewards.mean_reward() * n as f64;
+            advantage_sum += step.rewards.mean_advantage() * n as f64;
+            samples += n;
+            bar.inc(1);
+            bar.set_message(format!("reward {:.3}", reward_sum / samples as f64));
+        }
+        bar.finish_and_clear();
+        let train_seconds = started.elapsed().as_secs_f64();
+        let validation = run.validate()?;
+        let per_sample = |sum: f64| sum / samples.max(1) as f64;
+        let metrics = EpochMetrics {
+            epoch: epoch + 1,
+            phase: Phase::SelfCritical,
+            train_loss: per_sample(loss_sum),
+            val_loss: validation.loss,
+            val_bleu4: validation.bleu4,
+            val_cider: validation.cider,
+            val_repeats: validation.repeats,
+            mean_reward: Some(per_sample(reward_sum)),
+            mean_advantage: Some(per_sample(advantage_sum)),
+            learning_rate: trainer.scst_learning_rate,
+        };
+        let timing = EpochTiming {
+            seconds: started.elapsed().as_secs_f64(),
+            captions_per_s: samples as f64 / train_seconds,
+        };
+        timings.insert(metrics.epoch, timing);
+        let improved = run.state.record_scst(metrics.clone(), trainer.patience);
+        run.save(model_dir, improved)?;
+        write_reports(model_dir, &run.state.history, timings)?;
+        info!(
+            "epoch {}/{} (self-critical): reward {:.4}, val loss {:.4}, val BLEU-4 {:.4}, val CIDEr-D {:.4}{}, {} repeating captions, {:.1} s, {:.0} samples/s",
+            metrics.epoch,
+            total,
+            metrics.mean_reward.unwrap_or(f64::NAN),
+            metrics.val_loss,
+            metrics.val_bleu4,
+            metrics.val_cider,
+            if improved { " (best)" } else { "" },
+            metrics.val_repeats,
+            timing.seconds,
+            timing.captions_per_s
+        );
+        if run.state.scst.stopped_early {
+            info!(
+                "early stopping: val CIDEr-D has not improved for {} self-critical epochs",
+                trainer.patience
+            );
+        }
+    }
+    Ok(run)
 }
 
 /// The run to continue: `last.mpk` with `--resume` (and earlier epochs' timings), else a new

@@ -10,21 +10,24 @@ use burn::module::{AutodiffModule, Module};
 use burn::optim::Optimizer;
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
-use contracts::config::TrainerConfig;
+use contracts::config::{ScstBaseline, TrainerConfig};
 use contracts::tables::FEATURE_DIM;
 use contracts::{ModelDir, PipelineConfig};
 use decoder::{
-    CaptionModel, Captioner, CaptionerConfig, FeatureStats, Images, TeacherBatch, Trainable, greedy,
+    CaptionModel, Captioner, CaptionerConfig, FeatureStats, Images, Sampled, Skipped, TeacherBatch,
+    Trainable, greedy, sample,
 };
 use kernels::adam::Adam;
 use kernels::clip::clip_global_norm;
+use metrics::CiderD;
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 
 use crate::checkpoint::{
     Optim, RunInputs, SortedOptimRecord, check_resumable, sorted, trained_info, unsorted,
 };
-use crate::data::{Dataset, sorted_batches};
+use crate::data::{Dataset, References, sorted_batches};
+use crate::scst::{self, Rewards, caption_weights};
 use crate::state::{TrainerState, init_seed};
 
 /// The training backend over `B`.
@@ -61,6 +64,18 @@ pub struct Validation {
     pub loss: f64,
     /// Corpus BLEU-4 of greedy captions of the val images.
     pub bleu4: f64,
+    /// Corpus CIDEr-D of the same captions.
+    pub cider: f64,
+    /// How many of them repeat a word or a word pair.
+    pub repeats: usize,
+}
+
+/// One self-critical step: the policy loss, the samples' rewards and their token count.
+#[derive(Debug, Clone)]
+pub struct ScstStepOutcome {
+    pub loss: f64,
+    pub rewards: Rewards,
+    pub tokens: usize,
 }
 
 /// Adam as PyTorch computes it, with `trainer.adam_epsilon`; clipping is global (see
@@ -144,6 +159,11 @@ impl<'a, B: Backend> Trainer<'a, B> {
         }
     }
 
+    /// The configuration of the run.
+    pub fn config(&self) -> &'a PipelineConfig {
+        self.config
+    }
+
     /// The data it trains on.
     pub fn data(&self) -> &'a Dataset {
         self.data
@@ -196,7 +216,98 @@ impl<'a, B: Backend> Trainer<'a, B> {
         let hypotheses = self.validation_captions(&model)?;
         let bleu4 =
             metrics::corpus_bleu4(&hypotheses, &self.data.val_references).context("val BLEU-4")?;
-        Ok(Validation { loss, bleu4 })
+        let references = reference_views(&self.data.val_references);
+        let scorer = CiderD::new(&references);
+        let cider = hypotheses
+            .iter()
+            .enumerate()
+            .map(|(image, words)| scorer.score(image, words))
+            .sum::<f64>()
+            / hypotheses.len().max(1) as f64;
+        let repeats = hypotheses
+            .iter()
+            .filter(|words| repeats_itself(words))
+            .count();
+        Ok(Validation {
+            loss,
+            bleu4,
+            cider,
+            repeats,
+        })
+    }
+
+    /// Self-critical training from here on: the best cross-entropy checkpoint's weights and a
+    /// fresh optimizer.
+    pub fn begin_scst(&mut self, best: &Path) -> Result<()> {
+        let (model, Skipped, _) =
+            decoder::load_checkpoint::<Train<B>, Skipped>(best, &self.device)?;
+        self.model = model;
+        self.optim = adam(&self.config.trainer).init();
+        Ok(())
+    }
+
+    /// One self-critical step on the train images `images` (indices into
+    /// `data.train_images`, and so into `scorer`'s reference sets).
+    pub fn scst_step(
+        mut self,
+        images: &[usize],
+        scorer: &CiderD<'_>,
+        rng: &mut ChaCha8Rng,
+    ) -> (Self, ScstStepOutcome) {
+        let config = self.config;
+        let (trainer, evaluator) = (&config.trainer, &config.evaluator);
+        let per_image = trainer.scst_samples;
+        let pooled = self.rows(images.iter().map(|&i| self.data.train_images[i]));
+        let vocab = &self.data.vocab;
+        let plain = self.model.valid();
+        let distinct = Images {
+            pooled: pooled.clone(),
+        };
+        let (max_len, suppress_unk) = (evaluator.max_len, evaluator.suppress_unk);
+        let samples = sample(
+            &plain,
+            &distinct.clone().repeat_each(per_image),
+            max_len,
+            suppress_unk,
+            rng,
+        );
+        let greedy_rewards: Option<Vec<f64>> = (trainer.scst_baseline == ScstBaseline::Greedy)
+            .then(|| {
+                greedy(&plain, &distinct, max_len, suppress_unk)
+                    .iter()
+                    .zip(images)
+                    .map(|(ids, &image)| scst::reward(scorer, vocab, image, ids))
+                    .collect()
+            });
+        let rewards = Rewards::new(
+            scorer,
+            vocab,
+            images,
+            &samples,
+            per_image,
+            greedy_rewards.as_deref(),
+        );
+        let sequences: Vec<Vec<u32>> = samples.iter().map(Sampled::sequence).collect();
+        let weights = caption_weights(&rewards.advantages, &sequences);
+        let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
+        let teacher = TeacherBatch::<Train<B>>::weighted(&refs, &weights, &self.device);
+        let images = Images {
+            pooled: Tensor::from_inner(pooled),
+        }
+        .repeat_each(per_image);
+        // No dropout: the gradient is REINFORCE's for the distribution just sampled.
+        let (loss, mut grads) = self.model.loss_and_grads(&images, &teacher, None);
+        if trainer.clip_norm > 0.0 {
+            clip_global_norm(&self.model, &mut grads, trainer.clip_norm);
+        }
+        let learning_rate = trainer.scst_learning_rate;
+        self.model = self.optim.step(learning_rate, self.model, grads);
+        let outcome = ScstStepOutcome {
+            loss: loss.into_scalar().elem::<f64>(),
+            rewards,
+            tokens: teacher.tokens,
+        };
+        (self, outcome)
     }
 
     /// Mean loss per target token over the val captions, in length-sorted batches.
@@ -268,6 +379,29 @@ impl<'a, B: Backend> Trainer<'a, B> {
     }
 }
 
+/// Each image's references as borrowed tokens, as the CIDEr-D scorer takes them.
+pub fn reference_views(references: &[References]) -> Vec<Vec<Vec<&str>>> {
+    references
+        .iter()
+        .map(|refs| {
+            refs.iter()
+                .map(|words| words.iter().map(String::as_str).collect())
+                .collect()
+        })
+        .collect()
+}
+
+/// Whether a caption repeats a word ("a a dog") or a word pair ("a dog a dog").
+pub fn repeats_itself(words: &[&str]) -> bool {
+    let repeated_word = words.windows(2).any(|w| w[0] == w[1]);
+    let pairs: Vec<&[&str]> = words.windows(2).collect();
+    let repeated_pair = pairs
+        .iter()
+        .enumerate()
+        .any(|(i, pair)| pairs[i + 1..].contains(pair));
+    repeated_word || repeated_pair
+}
+
 /// What this run trains with: the architecture `[model]` asks for and the inputs' hashes and
 /// encoder settings.
 fn run_inputs(config: &PipelineConfig, data: &Dataset) -> RunInputs {
@@ -276,5 +410,18 @@ fn run_inputs(config: &PipelineConfig, data: &Dataset) -> RunInputs {
         standardized: config.model.standardize,
         encoder: data.features.encoder().cloned(),
         hashes: data.hashes.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_words_and_pairs_are_caught() {
+        assert!(repeats_itself(&["a", "a", "dog"]));
+        assert!(repeats_itself(&["a", "dog", "and", "a", "dog"]));
+        assert!(!repeats_itself(&["a", "dog", "on", "a", "beach"]));
+        assert!(!repeats_itself(&[]));
     }
 }

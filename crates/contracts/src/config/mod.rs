@@ -205,6 +205,15 @@ pub struct TrainerConfig {
     pub seed: u64,
     /// `cpu`, or `cuda` on a build with the `cuda` feature.
     pub device: Device,
+    /// Self-critical epochs after the cross-entropy ones, from the best cross-entropy
+    /// checkpoint (0: none).
+    pub scst_epochs: usize,
+    /// Captions sampled per image in a self-critical step.
+    pub scst_samples: usize,
+    /// What a sample's CIDEr-D reward is compared with.
+    pub scst_baseline: ScstBaseline,
+    /// Adam's learning rate during self-critical training.
+    pub scst_learning_rate: f64,
 }
 
 impl Default for TrainerConfig {
@@ -221,6 +230,10 @@ impl Default for TrainerConfig {
             val_metric: ValMetric::Bleu4,
             seed: 42,
             device: Device::Cpu,
+            scst_epochs: 0,
+            scst_samples: 5,
+            scst_baseline: ScstBaseline::Mean,
+            scst_learning_rate: 5e-5,
         }
     }
 }
@@ -306,6 +319,25 @@ impl ValMetric {
         match self {
             ValMetric::Bleu4 => "bleu4",
             ValMetric::Loss => "loss",
+        }
+    }
+}
+
+/// The baseline of self-critical training: a sample's advantage is its reward minus this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScstBaseline {
+    /// The mean reward of the image's other samples ("new self-critical").
+    Mean,
+    /// The reward of the image's greedy caption (Rennie et al.).
+    Greedy,
+}
+
+impl ScstBaseline {
+    pub fn name(self) -> &'static str {
+        match self {
+            ScstBaseline::Mean => "mean",
+            ScstBaseline::Greedy => "greedy",
         }
     }
 }
@@ -697,6 +729,14 @@ mod tests {
             ("trainer.val_metric", "bleu5", "one of \"bleu4\", \"loss\""),
             ("trainer.seed", "many", "an integer >= 0"),
             ("trainer.device", "tpu", "one of \"cpu\", \"cuda\""),
+            ("trainer.scst_epochs", "-1", "an integer from 0 to 100000"),
+            ("trainer.scst_samples", "1", "an integer from 2 to 100"),
+            (
+                "trainer.scst_baseline",
+                "max",
+                "one of \"mean\", \"greedy\"",
+            ),
+            ("trainer.scst_learning_rate", "0", "a number in (0, 1]"),
             (
                 "evaluator.split",
                 "dev",

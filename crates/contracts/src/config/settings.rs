@@ -169,6 +169,13 @@ pub const SETTINGS: &[Setting] = &[
     setting("trainer.val_metric", Allowed::Choice(&["bleu4", "loss"])),
     setting("trainer.seed", ANY_SEED),
     setting("trainer.device", DEVICES),
+    setting("trainer.scst_epochs", Allowed::int(0, 100_000)),
+    setting("trainer.scst_samples", Allowed::int(2, 100)),
+    setting(
+        "trainer.scst_baseline",
+        Allowed::Choice(&["mean", "greedy"]),
+    ),
+    setting("trainer.scst_learning_rate", Allowed::above(0.0, 1.0)),
     setting(
         "evaluator.split",
         Allowed::Choice(&["train", "val", "test"]),

@@ -32,5 +32,6 @@ pub(super) fn logits<B: Backend>(
             .map(|(layer, image)| layer.forward(image)),
         row_captions: batch.row_captions.clone(),
         targets: batch.targets.clone(),
+        weights: batch.weights.clone(),
     }
 }

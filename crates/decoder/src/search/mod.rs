@@ -1,9 +1,10 @@
 //! Caption search over [`CaptionModel::start`](crate::CaptionModel::start) and
 //! [`CaptionModel::step`](crate::CaptionModel::step), written once for every caption model:
-//! batched [`greedy`] decoding and [`beam_search`].
+//! batched [`greedy`] decoding, [`beam_search`], and [`sample`] for self-critical training.
 
 mod beam;
 mod greedy;
+mod sample;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -11,6 +12,7 @@ use contracts::vocab::{PAD, START, UNK};
 
 pub use beam::{BeamConfig, Hypothesis, beam_search};
 pub use greedy::greedy;
+pub use sample::{Sampled, sample};
 
 /// `[vocab]` additive mask: `-inf` on tokens a caption may never contain.
 pub fn banned_tokens_mask<B: Backend>(

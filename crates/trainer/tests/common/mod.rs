@@ -233,6 +233,6 @@ pub fn write_inputs(dir: &Path, images: &[Image], features: &Features, extra_tok
 pub fn metrics_without_timing(model_dir: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(model_dir.join("metrics.csv")).unwrap();
     text.lines()
-        .map(|line| line.split(',').take(5).collect::<Vec<_>>().join(","))
+        .map(|line| line.split(',').take(10).collect::<Vec<_>>().join(","))
         .collect()
 }
