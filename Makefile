@@ -118,7 +118,7 @@ test:
 
 check:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --release --all-targets --locked -- -D warnings
+	$(CARGO) clippy --release --workspace --all-targets --locked -- -D warnings
 
 bench: all meteor-data
 	python3 scripts/bench.py
