@@ -144,43 +144,39 @@ impl BackendTask for BenchTask<'_> {
     }
 }
 
-/// Times `options.steps` self-critical steps (5 samples of each of `batch_size / 5` images,
-/// CIDEr-D rewards against the image's captions, mean baseline); `captions` counts samples.
-pub fn run_scst<B: Backend>(
-    options: &BenchOptions,
-    data: &Dataset,
-    device: &B::Device,
-) -> Result<BenchReport> {
+/// The benchmark's configuration: the defaults, with its batch size and seed.
+fn bench_config(options: &BenchOptions) -> PipelineConfig {
     let mut config = PipelineConfig::default();
     config.trainer.batch_size = options.batch_size;
     config.trainer.seed = options.seed;
-    let samples = config.trainer.scst_samples;
-    let mut run = Trainer::<B>::start(&config, data, device)?;
-    let references = reference_views(&data.train_references);
-    let scorer = CiderD::new(&references);
-    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
-    let images: Vec<usize> = (0..data.train_images.len()).collect();
+    config
+}
+
+/// Runs `step` on `warmup + steps` of `batches` (cycled) and times the last `steps`. A step
+/// returns the trainer, its loss, and the captions and tokens it trained on.
+fn timed<'a, 'b, B: Backend>(
+    options: &BenchOptions,
+    mut run: Trainer<'a, B>,
+    batches: &[&'b [usize]],
+    mut step: impl FnMut(Trainer<'a, B>, &'b [usize]) -> (Trainer<'a, B>, f64, usize, usize),
+) -> Result<BenchReport> {
     let (mut captions, mut tokens) = (0, 0);
     let mut started = Instant::now();
-    for (step, batch) in images
-        .chunks((options.batch_size / samples).max(1))
+    for (i, &batch) in batches
+        .iter()
         .cycle()
         .take(options.warmup + options.steps)
         .enumerate()
     {
-        if step == options.warmup {
+        if i == options.warmup {
             started = Instant::now();
             (captions, tokens) = (0, 0);
         }
-        let outcome;
-        (run, outcome) = run.scst_step(batch, &scorer, &mut rng);
-        anyhow::ensure!(
-            outcome.loss.is_finite(),
-            "benchmark loss is {}",
-            outcome.loss
-        );
-        captions += outcome.rewards.rewards.len();
-        tokens += outcome.tokens;
+        let (loss, step_captions, step_tokens);
+        (run, loss, step_captions, step_tokens) = step(run, batch);
+        anyhow::ensure!(loss.is_finite(), "benchmark loss is {loss}");
+        captions += step_captions;
+        tokens += step_tokens;
     }
     let seconds = started.elapsed().as_secs_f64();
     Ok(BenchReport {
@@ -193,44 +189,43 @@ pub fn run_scst<B: Backend>(
     })
 }
 
+/// Times `options.steps` self-critical steps (5 samples of each of `batch_size / 5` images,
+/// CIDEr-D rewards against the image's captions, mean baseline); `captions` counts samples.
+pub fn run_scst<B: Backend>(
+    options: &BenchOptions,
+    data: &Dataset,
+    device: &B::Device,
+) -> Result<BenchReport> {
+    let config = bench_config(options);
+    let run = Trainer::<B>::start(&config, data, device)?;
+    let references = reference_views(&data.train_references);
+    let scorer = CiderD::new(&references);
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+    let images: Vec<usize> = (0..data.train_images.len()).collect();
+    let per_step = (options.batch_size / config.trainer.scst_samples).max(1);
+    let batches: Vec<&[usize]> = images.chunks(per_step).collect();
+    timed(options, run, &batches, |run, batch| {
+        let (run, outcome) = run.scst_step(batch, &scorer, &mut rng);
+        let samples = outcome.rewards.rewards.len();
+        (run, outcome.loss, samples, outcome.tokens)
+    })
+}
+
 /// Times `options.steps` training steps of the default model on `data`.
 pub fn run<B: Backend>(
     options: &BenchOptions,
     data: &Dataset,
     device: &B::Device,
 ) -> Result<BenchReport> {
-    let mut config = PipelineConfig::default();
-    config.trainer.batch_size = options.batch_size;
-    config.trainer.seed = options.seed;
-    let mut run = Trainer::<B>::start(&config, data, device)?;
+    let config = bench_config(options);
+    let run = Trainer::<B>::start(&config, data, device)?;
     let lengths: Vec<usize> = data.train.iter().map(|c| c.tokens.len()).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let batches = length_buckets(&lengths, options.batch_size, &mut rng);
-    let (mut captions, mut tokens) = (0, 0);
-    let mut started = Instant::now();
-    for (step, batch) in batches
-        .iter()
-        .cycle()
-        .take(options.warmup + options.steps)
-        .enumerate()
-    {
-        if step == options.warmup {
-            started = Instant::now();
-            (captions, tokens) = (0, 0);
-        }
-        let loss;
-        (run, loss) = run.step(batch, config.trainer.learning_rate, &mut rng);
-        anyhow::ensure!(loss.loss.is_finite(), "benchmark loss is {}", loss.loss);
-        captions += batch.len();
-        tokens += loss.tokens;
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    Ok(BenchReport {
-        steps: options.steps,
-        captions,
-        tokens,
-        seconds,
-        captions_per_s: captions as f64 / seconds,
-        peak_rss_mib: peak_rss_mib(),
+    let batches: Vec<&[usize]> = batches.iter().map(Vec::as_slice).collect();
+    let learning_rate = config.trainer.learning_rate;
+    timed(options, run, &batches, |run, batch| {
+        let (run, loss) = run.step(batch, learning_rate, &mut rng);
+        (run, loss.loss, batch.len(), loss.tokens)
     })
 }

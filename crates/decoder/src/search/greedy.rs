@@ -1,12 +1,9 @@
-//! Batched greedy decoding: the most likely next word at every step. Captions that produced
-//! `<end>` leave the batch (their state rows are dropped with [`DecodeState::select`]), so the
-//! cost follows the captions still being written.
+//! Batched greedy decoding: the most likely next word at every step.
 
 use burn::tensor::backend::Backend;
-use contracts::vocab::{END, START};
 
-use super::{banned_tokens_mask, int_tensor};
-use crate::model::{CaptionModel, DecodeState, Images};
+use super::steps::decode_steps;
+use crate::model::{CaptionModel, Images};
 
 /// Greedy captions of a batch of images.
 ///
@@ -18,46 +15,20 @@ pub fn greedy<B: Backend, M: CaptionModel<B>>(
     max_len: usize,
     suppress_unk: bool,
 ) -> Vec<Vec<u32>> {
-    let batch = images.len();
-    let device = images.pooled.device();
-    let mut captions = vec![Vec::new(); batch];
-    if batch == 0 || max_len == 0 {
-        return captions;
-    }
-    let vocab = model.vocab_size();
-    // [1, vocab]
-    let banned = banned_tokens_mask::<B>(vocab, suppress_unk, &device).unsqueeze_dim(0);
-    let mut state = model.start(images);
-    // `active[i]`: the caption that row i of the state belongs to.
-    let mut active: Vec<usize> = (0..batch).collect();
-    let mut tokens = int_tensor::<B>(&vec![START as usize; batch], &device);
-    for _ in 0..max_len {
-        let (log_probs, next) = model.step(tokens, state);
-        state = next;
-        // [rows]
-        let best = (log_probs + banned.clone()).argmax(1).squeeze_dim::<1>(1);
-        let best: Vec<i64> = best
+    let argmax = |log_probs: burn::tensor::Tensor<B, 2>| -> Vec<u32> {
+        log_probs
+            .argmax(1)
+            .squeeze_dim::<1>(1)
             .into_data()
             .convert::<i64>()
-            .to_vec()
-            .unwrap_or_default();
-        let mut keep = Vec::with_capacity(active.len());
-        for (row, (&caption, &token)) in active.iter().zip(&best).enumerate() {
-            if token as u32 == END {
-                continue;
-            }
-            captions[caption].push(token as u32);
-            keep.push(row);
-        }
-        if keep.is_empty() {
-            break;
-        }
-        let next_tokens: Vec<usize> = keep.iter().map(|&row| best[row] as usize).collect();
-        if keep.len() < active.len() {
-            state = state.select(int_tensor::<B>(&keep, &device));
-            active = keep.iter().map(|&row| active[row]).collect();
-        }
-        tokens = int_tensor::<B>(&next_tokens, &device);
-    }
-    captions
+            .to_vec::<i64>()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| t as u32)
+            .collect()
+    };
+    decode_steps(model, images, max_len, suppress_unk, argmax)
+        .into_iter()
+        .map(|(tokens, _)| tokens)
+        .collect()
 }

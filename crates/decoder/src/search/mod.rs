@@ -5,6 +5,7 @@
 mod beam;
 mod greedy;
 mod sample;
+mod steps;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};

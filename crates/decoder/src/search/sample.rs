@@ -1,12 +1,12 @@
 //! Captions sampled from the model's own distribution, word by word (multinomial), for
-//! self-critical training. Like [`greedy`](super::greedy), finished captions leave the batch.
+//! self-critical training.
 
 use burn::tensor::backend::Backend;
 use contracts::vocab::{END, START};
 use rand::{Rng, RngCore};
 
-use super::{banned_tokens_mask, int_tensor};
-use crate::model::{CaptionModel, DecodeState, Images};
+use super::steps::decode_steps;
+use crate::model::{CaptionModel, Images};
 
 /// A sampled caption: word ids without `<start>`/`<end>`, and whether it ended with `<end>`
 /// (or ran into `max_len`).
@@ -39,53 +39,19 @@ pub fn sample<B: Backend, M: CaptionModel<B>>(
     suppress_unk: bool,
     rng: &mut dyn RngCore,
 ) -> Vec<Sampled> {
-    let batch = images.len();
-    let device = images.pooled.device();
-    let mut captions = vec![
-        Sampled {
-            tokens: Vec::new(),
-            ended: false
-        };
-        batch
-    ];
-    if batch == 0 || max_len == 0 {
-        return captions;
-    }
-    let vocab = model.vocab_size();
-    let banned = banned_tokens_mask::<B>(vocab, suppress_unk, &device).unsqueeze_dim(0);
-    let mut state = model.start(images);
-    let mut active: Vec<usize> = (0..batch).collect();
-    let mut tokens = int_tensor::<B>(&vec![START as usize; batch], &device);
-    for _ in 0..max_len {
-        let (log_probs, next) = model.step(tokens, state);
-        state = next;
-        let log_probs: Vec<f32> = (log_probs + banned.clone())
+    let draw_rows = |log_probs: burn::tensor::Tensor<B, 2>| -> Vec<u32> {
+        let vocab = log_probs.dims()[1];
+        let values: Vec<f32> = log_probs
             .into_data()
             .convert::<f32>()
             .to_vec()
             .unwrap_or_default();
-        let mut keep = Vec::with_capacity(active.len());
-        let mut next_tokens = Vec::with_capacity(active.len());
-        for (row, &caption) in active.iter().enumerate() {
-            let token = draw(&log_probs[row * vocab..(row + 1) * vocab], rng);
-            if token == END {
-                captions[caption].ended = true;
-                continue;
-            }
-            captions[caption].tokens.push(token);
-            keep.push(row);
-            next_tokens.push(token as usize);
-        }
-        if keep.is_empty() {
-            break;
-        }
-        if keep.len() < active.len() {
-            state = state.select(int_tensor::<B>(&keep, &device));
-            active = keep.iter().map(|&row| active[row]).collect();
-        }
-        tokens = int_tensor::<B>(&next_tokens, &device);
-    }
-    captions
+        values.chunks(vocab).map(|row| draw(row, rng)).collect()
+    };
+    decode_steps(model, images, max_len, suppress_unk, draw_rows)
+        .into_iter()
+        .map(|(tokens, ended)| Sampled { tokens, ended })
+        .collect()
 }
 
 /// A token drawn with probability `softmax(log_probs)`, by inverting the cumulative sum.
