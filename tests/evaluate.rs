@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use contracts::tables::{CaptionsTable, PredictionsTable, read};
-use imagecaptioning::{check_with_pyarrow, describe, run, run_ok, tempdir};
+use imagecaptioning::{check_with_pyarrow, describe, prepare_work_dir, run, run_ok, tempdir};
 
 /// One trained work dir shared by the tests of this file (training is the slow part).
 fn trained() -> &'static Path {
@@ -15,35 +15,7 @@ fn trained() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = tempdir();
         let cwd = dir.path();
-        run_ok(
-            "synth",
-            cwd,
-            &[
-                "--out",
-                "synthetic",
-                "--images",
-                "60",
-                "--seed",
-                "2",
-                "--set",
-                "synth.image_size=64",
-            ],
-        );
-        run_ok(
-            "cleaner",
-            cwd,
-            &["--dataset-dir", "synthetic", "--work-dir", "work"],
-        );
-        run_ok(
-            "featurizer",
-            cwd,
-            &["--work-dir", "work", "--weights", "random"],
-        );
-        run_ok(
-            "tokenizer",
-            cwd,
-            &["--work-dir", "work", "--min-count", "1"],
-        );
+        prepare_work_dir(cwd, 60, 2, &["--weights", "random"]);
         let tiny = [
             "--set",
             "model.embed_dim=16",

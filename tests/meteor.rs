@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use imagecaptioning::{describe, run, run_ok, tempdir};
+use imagecaptioning::{describe, run, tempdir};
 
 fn repository() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -97,21 +97,8 @@ fn without_data_meteor_is_left_out_with_one_warning() {
     let dir = tempdir();
     write_flickr8k_case(dir.path());
     let missing = dir.path().join("no-meteor-here");
-    let out = run_ok(
-        "evaluator",
-        dir.path(),
-        &[
-            "score",
-            "--predictions",
-            "predictions.tsv",
-            "--references",
-            "references.tsv",
-            "--json",
-            "metrics.json",
-            "--set",
-            &format!("evaluator.meteor_data={:?}", missing.display().to_string()),
-        ],
-    );
+    let out = score(dir.path(), &missing);
+    assert!(out.status.success(), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("METEOR")).collect();
     assert_eq!(

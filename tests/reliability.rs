@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use contracts::dataset::dataset_parts;
 use contracts::tables::{CaptionsTable, Features, FeaturesTable, TokensTable, read};
-use imagecaptioning::{bin, bin_dir, describe, files_under, run, run_ok, tempdir};
+use imagecaptioning::{
+    bin, bin_dir, describe, files_under, prepare_work_dir, run, run_ok, tempdir,
+};
 
 /// A small featurized and tokenized work dir (24 images, parts of 8), made once.
 fn prepared() -> &'static Path {
@@ -17,35 +19,7 @@ fn prepared() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = tempdir();
         let cwd = dir.path();
-        run_ok(
-            "synth",
-            cwd,
-            &[
-                "--out",
-                "synthetic",
-                "--images",
-                "24",
-                "--seed",
-                "3",
-                "--set",
-                "synth.image_size=64",
-            ],
-        );
-        run_ok(
-            "cleaner",
-            cwd,
-            &["--dataset-dir", "synthetic", "--work-dir", "work"],
-        );
-        run_ok(
-            "featurizer",
-            cwd,
-            &[&["--work-dir", "work"], FEATURIZE.as_slice()].concat(),
-        );
-        run_ok(
-            "tokenizer",
-            cwd,
-            &["--work-dir", "work", "--min-count", "1"],
-        );
+        prepare_work_dir(cwd, 24, 3, &FEATURIZE);
         dir
     })
     .path()

@@ -105,3 +105,39 @@ pub fn check_with_pyarrow(cwd: &Path, paths: &[&Path]) {
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
 }
+
+/// Runs synth (`images` images of 64 px from `seed`), the cleaner, the featurizer (with the
+/// flags `featurize`) and the tokenizer (min count 1) in `cwd`: a featurized and tokenized
+/// `cwd/work`, from the dataset `cwd/synthetic`.
+pub fn prepare_work_dir(cwd: &Path, images: usize, seed: u64, featurize: &[&str]) {
+    let (images, seed) = (images.to_string(), seed.to_string());
+    run_ok(
+        "synth",
+        cwd,
+        &[
+            "--out",
+            "synthetic",
+            "--images",
+            &images,
+            "--seed",
+            &seed,
+            "--set",
+            "synth.image_size=64",
+        ],
+    );
+    run_ok(
+        "cleaner",
+        cwd,
+        &["--dataset-dir", "synthetic", "--work-dir", "work"],
+    );
+    run_ok(
+        "featurizer",
+        cwd,
+        &[&["--work-dir", "work"], featurize].concat(),
+    );
+    run_ok(
+        "tokenizer",
+        cwd,
+        &["--work-dir", "work", "--min-count", "1"],
+    );
+}
