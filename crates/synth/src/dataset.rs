@@ -499,6 +499,38 @@ mod tests {
     ];
     const PINNED_PIXELS: &str = "e18347ed7349a663";
 
+    /// FNV-1a (64 bit) over `chunks` in order.
+    fn fnv1a<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> String {
+        let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+        for byte in chunks.into_iter().flatten() {
+            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{hash:016x}")
+    }
+
+    #[test]
+    fn default_dataset_is_pinned_over_100_images() {
+        // The values were computed outside this code, from the files of
+        // `synth --out DIR --images 100 --seed 7` (256 px) at commit 240b453: FNV-1a over the
+        // 500 captions of DIR/captions.txt joined by "\n", and over the RGB bytes of the 100
+        // decoded PNGs in name order (Python csv + PIL). `make demo`'s dataset is the same
+        // stream, so a change here moves the demo's numbers.
+        let items: Vec<Item> = (0..100).map(|i| item(7, i, 256)).collect();
+        let captions: Vec<&str> = items
+            .iter()
+            .flat_map(|item| item.captions.iter().map(String::as_str))
+            .collect();
+        assert_eq!(fnv1a([captions.join("\n").as_bytes()]), PINNED_100_CAPTIONS);
+        let pixels: Vec<Vec<u8>> = items
+            .iter()
+            .map(|item| render(&item.scene, 256).into_raw())
+            .collect();
+        assert_eq!(fnv1a(pixels.iter().map(Vec::as_slice)), PINNED_100_PIXELS);
+    }
+
+    const PINNED_100_CAPTIONS: &str = "af830ab50d90bf4b";
+    const PINNED_100_PIXELS: &str = "d389537753ada01b";
+
     #[test]
     fn first_images_do_not_depend_on_the_count() {
         for i in 0..10 {
