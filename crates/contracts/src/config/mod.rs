@@ -66,6 +66,8 @@ pub struct SynthConfig {
     pub seed: u64,
     /// Side of the square PNG images, in pixels.
     pub image_size: u32,
+    /// What each image shows.
+    pub scene: SynthScene,
 }
 
 impl Default for SynthConfig {
@@ -74,6 +76,7 @@ impl Default for SynthConfig {
             images: 1500,
             seed: 7,
             image_size: 256,
+            scene: SynthScene::Mixed,
         }
     }
 }
@@ -339,6 +342,32 @@ impl ScstBaseline {
             ScstBaseline::Mean => "mean",
             ScstBaseline::Greedy => "greedy",
         }
+    }
+}
+
+/// What the synthetic images show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SynthScene {
+    /// One large shape, or two side by side: pooled features suffice (the demo's dataset).
+    Mixed,
+    /// Three or four small shapes at distinct places, named in reading order: a test for
+    /// attention over the feature grid.
+    SmallShapes,
+}
+
+impl SynthScene {
+    pub fn name(self) -> &'static str {
+        match self {
+            SynthScene::Mixed => "mixed",
+            SynthScene::SmallShapes => "small-shapes",
+        }
+    }
+}
+
+impl fmt::Display for SynthScene {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -701,6 +730,7 @@ mod tests {
             ("synth.images", "0", "an integer from 1 to 1000000"),
             ("synth.seed", "-1", "an integer >= 0"),
             ("synth.image_size", "16", "an integer from 32 to 4096"),
+            ("synth.scene", "large", "one of \"mixed\", \"small-shapes\""),
             ("cleaner.seed", "\"x\"", "an integer >= 0"),
             ("cleaner.val_fraction", "1.0", "a number in [0, 1)"),
             ("cleaner.test_fraction", "-0.1", "a number in [0, 1)"),

@@ -141,6 +141,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("synth.images", Allowed::int(1, 1_000_000)),
     setting("synth.seed", ANY_SEED),
     setting("synth.image_size", Allowed::int(32, 4096)),
+    setting("synth.scene", Allowed::Choice(&["mixed", "small-shapes"])),
     setting("cleaner.seed", ANY_SEED),
     setting("cleaner.val_fraction", Allowed::below(0.0, 1.0)),
     setting("cleaner.test_fraction", Allowed::below(0.0, 1.0)),
