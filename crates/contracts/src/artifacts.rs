@@ -9,6 +9,8 @@ pub const VOCAB_FILE: &str = "vocab.parquet";
 pub const TOKENS_FILE: &str = "tokens.parquet";
 /// The features dataset folder (`part-NNNNN.parquet` files).
 pub const FEATURES_DIR: &str = "features";
+/// The attention decoder's grid features, beside `features/` (see [`crate::grid`]).
+pub const GRID_DIR: &str = "grid";
 pub const MODEL_DIR: &str = "model";
 /// The checkpoint with the best validation metric; what the evaluator and `caption` load.
 pub const BEST_CHECKPOINT: &str = "best.mpk";
@@ -56,6 +58,16 @@ impl WorkDir {
         self.features().join(SUCCESS_MARKER)
     }
 
+    /// The featurizer's grid dataset (attention decoder).
+    pub fn grid(&self) -> PathBuf {
+        self.root.join(GRID_DIR)
+    }
+
+    /// Present when every part of `grid/` exists.
+    pub fn grid_done(&self) -> PathBuf {
+        self.grid().join(SUCCESS_MARKER)
+    }
+
     /// The trainer's output folder.
     pub fn model(&self) -> ModelDir {
         ModelDir {
@@ -70,6 +82,11 @@ impl WorkDir {
 
     pub fn predictions(&self) -> PathBuf {
         self.eval_dir().join("predictions.parquet")
+    }
+
+    /// The attention model's weights for every word it wrote.
+    pub fn attention(&self) -> PathBuf {
+        self.eval_dir().join("attention.parquet")
     }
 
     pub fn metrics_json(&self) -> PathBuf {

@@ -6,7 +6,8 @@
 //!   stage runs before trusting an input.
 //! - [`vocab`]: the vocabulary, its special tokens and the ids-to-text policy.
 //! - [`encoder`]: the image encoder's settings, recorded with features and models;
-//!   [`feature_set`]: the one reader of a `features/` dataset.
+//!   [`feature_set`]: the one reader of a `features/` dataset; [`grid`]: the grid dataset
+//!   of the attention decoder, streamed.
 //! - [`config`]: `pipeline.toml`, every key checked at load; [`cli`]: the flags and `main`
 //!   every binary shares.
 //! - [`stage`]: the stages; [`dataset`]: a folder of Parquet parts.
@@ -23,6 +24,7 @@ pub mod dataset;
 pub mod encoder;
 pub mod error;
 pub mod feature_set;
+pub mod grid;
 pub mod image_name;
 pub mod lock;
 pub mod parquet_io;

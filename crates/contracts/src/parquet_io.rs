@@ -40,16 +40,29 @@ impl TableWriter {
         schema: SchemaRef,
         provenance: &Provenance,
     ) -> Result<Self, ContractError> {
+        Self::create_with(path, schema, provenance, ROW_GROUP_ROWS, &[])
+    }
+
+    /// [`Self::create`] with `row_group_rows` rows per row group (the writer buffers a whole
+    /// group: wide rows want small groups) and `extra` key-value metadata.
+    pub fn create_with(
+        path: &Path,
+        schema: SchemaRef,
+        provenance: &Provenance,
+        row_group_rows: usize,
+        extra: &[(&str, String)],
+    ) -> Result<Self, ContractError> {
         let io = |error| ContractError::io(path, error);
         let temp = crate::atomic::temp_beside(path)?;
         let metadata = provenance
             .to_key_values()
             .into_iter()
+            .chain(extra.iter().map(|(k, v)| (k.to_string(), v.clone())))
             .map(|(k, v)| KeyValue::new(k, v))
             .collect();
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_max_row_group_row_count(Some(row_group_rows))
             .set_key_value_metadata(Some(metadata))
             .build();
         let file = temp.reopen().map_err(io)?;
@@ -161,7 +174,7 @@ fn provenance_of(
 }
 
 /// Opens an input that `stage` makes; a missing file says which stage makes it.
-fn open_input(path: &Path, stage: Stage) -> Result<File, ContractError> {
+pub(crate) fn open_input(path: &Path, stage: Stage) -> Result<File, ContractError> {
     File::open(path).map_err(|error| match error.kind() {
         std::io::ErrorKind::NotFound => ContractError::MissingInput {
             path: path.to_path_buf(),
@@ -171,7 +184,7 @@ fn open_input(path: &Path, stage: Stage) -> Result<File, ContractError> {
     })
 }
 
-fn check_origin(
+pub(crate) fn check_origin(
     path: &Path,
     provenance: Option<&Provenance>,
     stage: Stage,
@@ -206,7 +219,7 @@ fn check_origin(
 }
 
 /// Picks the expected columns out of `batch`, converting compatible encodings.
-fn conform(
+pub(crate) fn conform(
     path: &Path,
     batch: &RecordBatch,
     expected: &SchemaRef,

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, FixedSizeListArray, Float32Array, ListBuilder, RecordBatch,
-    StringArray, UInt8Array, UInt32Array, UInt32Builder, UInt64Array,
+    Array, ArrayRef, AsArray, FixedSizeListArray, Float32Array, Float32Builder, ListBuilder,
+    RecordBatch, StringArray, UInt8Array, UInt32Array, UInt32Builder, UInt64Array,
 };
 use arrow::datatypes::{
     DataType, Field, Float32Type, SchemaRef, UInt8Type, UInt32Type, UInt64Type,
@@ -138,6 +138,12 @@ impl<'a> Columns<'a> {
     pub fn u32_list(&self, name: &str, i: usize) -> Vec<u32> {
         let list = self.column(name).as_list::<i32>().value(i);
         list.as_primitive::<UInt32Type>().values().to_vec()
+    }
+
+    /// Row `i` of a `list<float32>` column.
+    pub fn f32_list(&self, name: &str, i: usize) -> Vec<f32> {
+        let list = self.column(name).as_list::<i32>().value(i);
+        list.as_primitive::<Float32Type>().values().to_vec()
     }
 
     /// The values of a `fixed_size_list<float32>` column, row after row.
@@ -439,6 +445,68 @@ impl Table for PredictionsTable {
                 caption: caption.value(i).to_string(),
                 log_prob: log_prob.value(i),
                 decoder: decoder.value(i).to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `eval/attention.parquet`: where the attention model looked for each word it wrote, one
+/// row per word; `weights` is row-major over the grid (`grid_height x grid_width`, in the
+/// provenance config).
+pub struct AttentionTable;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttentionRow {
+    pub image: String,
+    /// The word's place in the caption, from 0.
+    pub position: u32,
+    pub word: String,
+    pub weights: Vec<f32>,
+}
+
+impl Table for AttentionTable {
+    type Rows = Vec<AttentionRow>;
+    const STAGE: Stage = Stage::Evaluator;
+
+    fn schema() -> SchemaRef {
+        let item = Arc::new(Field::new_list_field(DataType::Float32, false));
+        schema(vec![
+            field("image", DataType::Utf8),
+            field("position", DataType::UInt32),
+            field("word", DataType::Utf8),
+            field("weights", DataType::List(item)),
+        ])
+    }
+
+    fn to_batch(rows: &Self::Rows) -> RecordBatch {
+        let item = Field::new_list_field(DataType::Float32, false);
+        let mut weights = ListBuilder::new(Float32Builder::new()).with_field(Arc::new(item));
+        for row in rows {
+            weights.values().append_slice(&row.weights);
+            weights.append(true);
+        }
+        batch(
+            Self::schema(),
+            vec![
+                strings(rows.iter().map(|r| r.image.as_str())),
+                Arc::new(UInt32Array::from_iter_values(
+                    rows.iter().map(|r| r.position),
+                )),
+                strings(rows.iter().map(|r| r.word.as_str())),
+                Arc::new(weights.finish()),
+            ],
+        )
+    }
+
+    fn extend(rows: &mut Self::Rows, c: &Columns<'_>) -> Result<(), ContractError> {
+        let (image, position, word) = (c.strings("image"), c.u32s("position"), c.strings("word"));
+        for i in 0..c.len() {
+            rows.push(AttentionRow {
+                image: image.value(i).to_string(),
+                position: position.value(i),
+                word: word.value(i).to_string(),
+                weights: c.f32_list("weights", i),
             });
         }
         Ok(())
