@@ -45,7 +45,7 @@ $(addprefix $(BIN)/,$(BINARIES)) &: FORCE
 # Config sections per stage; the stamp file changes only when they do.
 synth_SECTIONS      := synth
 cleaner_SECTIONS    := cleaner
-featurizer_SECTIONS := featurizer
+featurizer_SECTIONS := featurizer,model
 tokenizer_SECTIONS  := tokenizer
 trainer_SECTIONS    := model,trainer
 evaluator_SECTIONS  := evaluator
@@ -75,7 +75,7 @@ $(WORK)/tokens.parquet: $(BIN)/tokenizer $(STAMPS)/tokenizer.json $(WORK)/captio
 # --resume continues an interrupted run; it refuses a checkpoint from other inputs, so it is
 # only passed when the last checkpoint is newer than the inputs.
 model: $(WORK)/model/_SUCCESS
-$(WORK)/model/_SUCCESS: $(BIN)/trainer $(STAMPS)/trainer.json $(WORK)/tokens.parquet $(WORK)/features/_SUCCESS
+$(WORK)/model/_SUCCESS: $(BIN)/trainer $(STAMPS)/trainer.json $(WORK)/tokens.parquet $(WORK)/features/_SUCCESS $(wildcard $(WORK)/grid/_SUCCESS)
 	$(BIN)/trainer $(if $(shell [ $(WORK)/model/last.mpk -nt $(WORK)/tokens.parquet ] && [ $(WORK)/model/last.mpk -nt $(WORK)/features/_SUCCESS ] && [ $(WORK)/model/last.mpk -nt $(STAMPS)/trainer.json ] && echo y),--resume) $(FLAGS)
 
 # METEOR's data (make meteor-data) adds METEOR: new data reruns the evaluator.

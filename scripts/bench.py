@@ -7,7 +7,9 @@ they are reported as skipped.
 Featurizer: the same 200 real-size JPEGs (scripts/make_bench_images.py), end to end (decode,
 resize, network, write), 2 threads, batch 16, ResNet50 with random weights on both sides
 (speed does not depend on the weight values), timed after the network is built.
-Trainer: see crates/trainer/benches/train.rs and scripts/bench_trainer.py.
+Trainer: see crates/trainer/benches/train.rs and scripts/bench_trainer.py; the attention trainer
+(`--attention`) against scripts/bench_attention.py, with its peak memory while the grid of 6,000
+images (2.4 GB) sits in a temp file.
 METEOR: 1,000 images with 5 references each (Flickr8k test captions when the caption file is
 found, else generated ones), crates/metrics/benches/meteor.rs against scripts/bench_meteor_jar.py
 (pycocoevalcap's Meteor(), which runs the jar): the time to load the data (ours: data/meteor/;
@@ -79,6 +81,22 @@ def trainer_rows():
     return [row + [f"{float(torch.group(1)):.0f}", f"{ratio:.2f}x", f"{ours.group(2)} MiB", f"{torch.group(2)} MiB"], scst_row], []
 
 
+def attention_rows():
+    """The attention trainer (crates/trainer/benches/train.rs --attention), its grid of 6,000
+    images in a temp file as in training, next to scripts/bench_attention.py."""
+    out = subprocess.run(["cargo", "bench", "--locked", "-q", "-p", "trainer", "--bench", "train", "--",
+                          "--attention", "--steps", "10", "--warmup", "2"], cwd=ROOT,
+                         check=True, capture_output=True, text=True,
+                         env={**os.environ, "RAYON_NUM_THREADS": str(THREADS)}).stdout
+    line = lambda who: re.search(who + r".*?: ([\d.]+) training captions/s.*peak memory (\S+) MiB", out)
+    ours, torch = line("burn attention trainer"), line("pytorch")
+    row = ["attention trainer (captions/s, 7x7 grid of 6,000 images, vocab 8000, batch 64)", f"{float(ours.group(1)):.1f}"]
+    if not torch:
+        return [row + ["skipped", "", f"{ours.group(2)} MiB", ""]], ["PyTorch attention side skipped (pip install torch)"]
+    ratio = float(ours.group(1)) / float(torch.group(1))
+    return [row + [f"{float(torch.group(1)):.1f}", f"{ratio:.2f}x", f"{ours.group(2)} MiB", f"{torch.group(2)} MiB"]], []
+
+
 def meteor_corpus(images=1000):
     """1,000 images with 5 references: Flickr8k test images when the caption file is here (a
     caption of each image against its other four and the first caption of the next image),
@@ -127,7 +145,7 @@ def main():
     WORK.mkdir(parents=True, exist_ok=True)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
     rows, notes = [], []
-    for part in (featurizer_rows, trainer_rows, meteor_rows):
+    for part in (featurizer_rows, trainer_rows, attention_rows, meteor_rows):
         r, n = part()
         rows += r
         notes += [x for x in n if x]

@@ -181,6 +181,29 @@ fn caption_names_a_corrupt_file_and_captions_the_others() {
     assert!(json["log_prob"].as_f64().unwrap() < 0.0);
 }
 
+#[test]
+fn caption_says_a_merge_model_has_no_attention_maps() {
+    let cwd = trained();
+    let out = run(
+        "caption",
+        cwd,
+        &[
+            "--work-dir",
+            "work",
+            "--attention-dir",
+            "maps",
+            "synthetic/Images/synth_00000.png",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: captioning: --attention-dir: this merge model has no attention; train one with \
+         `--set model.decoder=attention` to see where it looks"
+    );
+    assert!(!cwd.join("maps").exists(), "nothing is written");
+}
+
 /// The acceptance check that the report renders: Debian's headless Chromium takes a
 /// screenshot (skipped, loudly, where Chromium is not installed; CI installs it).
 #[test]

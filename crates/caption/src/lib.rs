@@ -11,6 +11,7 @@ use contracts::config::PipelineConfig;
 use contracts::provenance::content_hash;
 use contracts::{EncoderSettings, WeightsSpec, WorkDir};
 use decoder::{BeamConfig, Images, beam_search, load_captioner};
+use models::attention_map::{self, AttendedWord};
 use models::backend::BackendTask;
 use models::image_files::find_images;
 use models::preprocess::Preprocess;
@@ -107,6 +108,8 @@ pub struct CaptionImages<'a> {
     /// `--weights`, over the weights the model records.
     pub weights: Option<&'a str>,
     pub beam: BeamConfig,
+    /// `--attention-dir`: where to write each image's attention figure.
+    pub attention_dir: Option<PathBuf>,
 }
 
 impl BackendTask for CaptionImages<'_> {
@@ -115,6 +118,16 @@ impl BackendTask for CaptionImages<'_> {
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
         let work = WorkDir::new(&self.config.paths.work_dir);
         let trained = load_captioner::<B>(&work, &device)?;
+        let kind = trained.info.model.kind();
+        if self.attention_dir.is_some() && !kind.needs_grid() {
+            bail!(
+                "--attention-dir: this {kind} model has no attention; train one with \
+                 `--set model.decoder=attention` to see where it looks"
+            );
+        }
+        if let Some(dir) = &self.attention_dir {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
         let settings = NetworkSettings::resolve(trained.encoder(), self.config, self.weights)?;
         let network = load_resnet::<B>(&ResNetConfig::resnet50(), &settings.weights, &device)?;
         let preprocess = settings.preprocess;
@@ -124,11 +137,13 @@ impl BackendTask for CaptionImages<'_> {
             let loaded: Vec<_> = chunk.par_iter().map(|path| preprocess.load(path)).collect();
             let mut pixels = Vec::new();
             let mut names = Vec::new();
+            let mut paths = Vec::new();
             for (path, result) in chunk.iter().zip(loaded) {
                 match result {
                     Ok(p) => {
                         pixels.extend_from_slice(&p);
                         names.push(display(path));
+                        paths.push(path.as_path());
                     }
                     Err(e) => failed.push(Failed {
                         image: display(path),
@@ -143,14 +158,32 @@ impl BackendTask for CaptionImages<'_> {
                 TensorData::new(pixels, [names.len(), 3, side, side]),
                 &device,
             );
-            let images = Images {
-                pooled: network.forward(input),
+            let (images, grid) = if kind.needs_grid() {
+                let (pooled, map) = network.forward_with_grid(input);
+                let [n, c, h, w] = map.dims();
+                let grid = Some(map.reshape([n, c, h * w]).swap_dims(1, 2));
+                (Images { pooled, grid }, Some((h, w)))
+            } else {
+                (Images::pooled(network.forward(input)), None)
             };
-            for (image, hypothesis) in
+            for ((image, path), hypothesis) in
                 names
                     .into_iter()
+                    .zip(paths)
                     .zip(beam_search(&trained.model, &images, &self.beam))
             {
+                if let (Some(dir), Some(grid)) = (&self.attention_dir, grid) {
+                    let words = trained.vocab.words(&hypothesis.tokens)?;
+                    let figure = dir.join(figure_name(path));
+                    write_figure(
+                        path,
+                        &preprocess,
+                        grid,
+                        &words,
+                        &hypothesis.attention,
+                        &figure,
+                    )?;
+                }
                 done.push(Captioned {
                     image,
                     caption: trained.vocab.caption(&hypothesis.tokens)?,
@@ -160,6 +193,37 @@ impl BackendTask for CaptionImages<'_> {
         }
         Ok((done, failed))
     }
+}
+
+/// `photo.jpg` -> `photo.png`.
+fn figure_name(photo: &Path) -> String {
+    let stem = photo.file_stem().unwrap_or_default().to_string_lossy();
+    format!("{stem}.png")
+}
+
+/// Writes the attention figure of one photo: the network's view of it, and each word's map
+/// over the `(height, width)` grid.
+fn write_figure(
+    photo: &Path,
+    preprocess: &Preprocess,
+    grid: (usize, usize),
+    words: &[&str],
+    attention: &[Vec<f32>],
+    out: &Path,
+) -> Result<()> {
+    let view = preprocess.resize_and_crop(&models::preprocess::load_image(photo)?);
+    let words: Vec<AttendedWord> = words
+        .iter()
+        .zip(attention)
+        .map(|(word, weights)| AttendedWord {
+            word: word.to_string(),
+            weights: weights.clone(),
+        })
+        .collect();
+    let figure = attention_map::render(&view, grid, &words)?;
+    attention_map::save_png(&figure, out)?;
+    tracing::info!("wrote {}", out.display());
+    Ok(())
 }
 
 fn display(path: &Path) -> String {

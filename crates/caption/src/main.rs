@@ -2,6 +2,7 @@
 //!
 //!     caption --work-dir data/work photo.jpg holiday/
 //!     caption --json --beam-size 5 photos/ > captions.jsonl
+//!     caption --attention-dir maps/ photo.jpg      # attention model: where it looked, per word
 //!
 //! Prints `image<TAB>caption` per image (or one JSON object per line with `--json`) on stdout;
 //! unreadable images are named on stderr and the rest still captioned.
@@ -49,6 +50,11 @@ struct Cli {
     #[arg(long)]
     device: Option<String>,
 
+    /// Write one PNG per image into DIR: the photo, then each generated word with where the
+    /// model looked for it (Xu et al.'s figures). Needs an attention model.
+    #[arg(long, value_name = "DIR")]
+    attention_dir: Option<PathBuf>,
+
     #[command(flatten)]
     common: contracts::cli::CommonArgs,
 }
@@ -68,6 +74,7 @@ fn run(cli: &Cli, config: PipelineConfig) -> anyhow::Result<ExitCode> {
         images: caption::collect_images(&cli.inputs)?,
         weights: cli.weights.as_deref(),
         beam: BeamConfig::from_config(&config.evaluator),
+        attention_dir: cli.attention_dir.clone(),
     };
     let (captioned, failed) = run_on(config.evaluator.device, task)?.context("captioning")?;
     for bad in &failed {

@@ -8,6 +8,8 @@
 //!   word-embedding size and fed to an LSTM as the first step, before `<start> w1 .. wn`; each
 //!   later step's hidden state, joined with the image embedding, is projected to vocabulary
 //!   logits. Its loss and gradients run on the fused CPU kernels of the `kernels` crate.
+//! - [`attention`]: Xu et al. 2015's soft attention over the 7x7 grid of ResNet50's last
+//!   feature map, with the gate on the context and the doubly stochastic regularisation.
 //! - [`search`]: batched greedy decoding and beam search, written once over [`CaptionModel`].
 //! - [`checkpoint`]: checkpoint files; [`load_captioner`]: a trained model with its
 //!   vocabulary and encoder settings, for the evaluator and `caption`.
@@ -16,6 +18,7 @@
 //! the backend's global generator: runs are reproducible from a seed, also when several run in
 //! one process, and a resumed run draws exactly what an uninterrupted one would.
 
+pub mod attention;
 mod batch;
 pub mod captioner;
 pub mod checkpoint;
@@ -25,6 +28,7 @@ mod init;
 mod loader;
 pub mod merge;
 pub mod model;
+mod output;
 pub mod search;
 mod stats;
 
@@ -34,5 +38,5 @@ pub use checkpoint::{Skipped, TrainedInfo, load_checkpoint, save_checkpoint};
 pub use error::DecoderError;
 pub use loader::{TrainedCaptioner, load_captioner};
 pub use model::{CaptionModel, DecodeState, Images, Trainable};
-pub use search::{BeamConfig, Hypothesis, Sampled, beam_search, greedy, sample};
-pub use stats::{FeatureStats, MIN_STD};
+pub use search::{BeamConfig, Hypothesis, Sampled, beam_search, greedy, greedy_attended, sample};
+pub use stats::{FeatureStats, MIN_STD, StatsAccumulator};

@@ -17,9 +17,17 @@ use crate::TeacherBatch;
 pub struct Images<B: Backend> {
     /// `[batch, feature_dim]` pooled ResNet50 vectors, raw (a model standardises them).
     pub pooled: Tensor<B, 2>,
+    /// `[batch, regions, feature_dim]` the feature map before pooling, region-major, raw; only
+    /// the attention model reads it.
+    pub grid: Option<Tensor<B, 3>>,
 }
 
 impl<B: Backend> Images<B> {
+    /// Pooled vectors only.
+    pub fn pooled(pooled: Tensor<B, 2>) -> Self {
+        Self { pooled, grid: None }
+    }
+
     pub fn len(&self) -> usize {
         self.pooled.dims()[0]
     }
@@ -37,6 +45,14 @@ impl<B: Backend> Images<B> {
                 .unsqueeze_dim::<3>(1)
                 .repeat_dim(1, copies)
                 .reshape([images * copies, dim]),
+            grid: self.grid.map(|grid| {
+                let [_, regions, dim] = grid.dims();
+                grid.unsqueeze_dim::<4>(1).repeat_dim(1, copies).reshape([
+                    images * copies,
+                    regions,
+                    dim,
+                ])
+            }),
         }
     }
 }
@@ -46,6 +62,11 @@ pub trait DecodeState<B: Backend>: Sized {
     /// Keeps the rows `indices` (`[n]`, repeats allowed): drops finished captions or
     /// reorders beams.
     fn select(self, indices: Tensor<B, 1, Int>) -> Self;
+
+    /// `[rows, regions]` where the last step looked, for a model with attention.
+    fn attention(&self) -> Option<Tensor<B, 2>> {
+        None
+    }
 }
 
 /// What decoding and validation need of a caption model.

@@ -53,9 +53,7 @@ fn features(rows: &[[f32; 6]]) -> Tensor<B, 2> {
 }
 
 fn images(rows: &[[f32; 6]]) -> Images<B> {
-    Images {
-        pooled: features(rows),
-    }
+    Images::pooled(features(rows))
 }
 
 fn tokens(ids: &[i64]) -> Tensor<B, 1, Int> {
@@ -100,7 +98,7 @@ fn stepping_reproduces_the_teacher_forced_forward() {
         Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [2, 4]), &Default::default());
     // [2, 4, vocab]
     let logits = model.forward(image.clone(), teacher, None);
-    let mut state = model.start(&Images { pooled: image });
+    let mut state = model.start(&Images::pooled(image));
     for (t, (&first, &second)) in inputs[0].iter().zip(&inputs[1]).enumerate() {
         let (log_probs, next) = model.step(tokens(&[first, second]), state);
         state = next;

@@ -92,13 +92,8 @@ fn check(merge: bool, captions: Vec<Vec<u32>>) {
     let (expected_loss, expected) = reference(&model, &captions);
     let refs: Vec<&[u32]> = captions.iter().map(Vec::as_slice).collect();
     let batch = TeacherBatch::<AD>::new(&refs, &device);
-    let (loss, grads) = model.loss_and_grads(
-        &Images {
-            pooled: features(captions.len()),
-        },
-        &batch,
-        None,
-    );
+    let (loss, grads) =
+        model.loss_and_grads(&Images::pooled(features(captions.len())), &batch, None);
     let loss: f32 = loss.into_scalar();
     assert!(
         (loss - expected_loss).abs() < 1e-5,
@@ -129,7 +124,7 @@ fn check(merge: bool, captions: Vec<Vec<u32>>) {
     let inner = burn::module::AutodiffModule::valid(&model);
     let plain = TeacherBatch::<B>::new(&refs, &device);
     let f = features(captions.len()).inner();
-    let value: f32 = inner.loss(&Images { pooled: f }, &plain).into_scalar();
+    let value: f32 = inner.loss(&Images::pooled(f), &plain).into_scalar();
     assert!(
         (value - expected_loss).abs() < 1e-5,
         "validation loss {value} vs {expected_loss}"

@@ -1,22 +1,35 @@
-//! Captioning a split: the trained model, the split's feature vectors, beam search in batches.
+//! Captioning a split: the trained model, the split's feature vectors (and grids, for the
+//! attention model), beam search in batches.
 
 use anyhow::Result;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
+use contracts::grid::GridStore;
 use contracts::tables::{FEATURE_DIM, Features};
 use decoder::{BeamConfig, Images, TrainedCaptioner, beam_search};
 
 /// Images decoded per beam-search call.
 const DECODE_BATCH: usize = 64;
 
-/// Beam-searches every image; returns (words, log-probability) per image, in order.
+/// One image's caption.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    pub caption: String,
+    pub log_prob: f32,
+    /// Each word and where the model looked for it (attention model only).
+    pub attention: Vec<(String, Vec<f32>)>,
+}
+
+/// Beam-searches every image of `features` (and of `grid`, row for row, when the model reads
+/// it), in order.
 pub fn caption_all<B: Backend>(
     trained: &TrainedCaptioner<B>,
     features: &Features,
+    grid: Option<&GridStore>,
     config: &BeamConfig,
     device: &B::Device,
     progress: &indicatif::ProgressBar,
-) -> Result<Vec<(String, f32)>> {
+) -> Result<Vec<Decoded>> {
     let mut out = Vec::with_capacity(features.images.len());
     for (chunk, start) in features
         .features
@@ -24,15 +37,31 @@ pub fn caption_all<B: Backend>(
         .zip((0..).step_by(DECODE_BATCH))
     {
         let rows = chunk.len() / FEATURE_DIM;
-        let images = Images {
-            pooled: Tensor::<B, 2>::from_data(
-                TensorData::new(chunk.to_vec(), [rows, FEATURE_DIM]),
+        let mut images = Images::pooled(Tensor::<B, 2>::from_data(
+            TensorData::new(chunk.to_vec(), [rows, FEATURE_DIM]),
+            device,
+        ));
+        if let Some(store) = grid {
+            let index: Vec<usize> = (start..start + rows).collect();
+            let shape = store.shape();
+            images.grid = Some(Tensor::from_data(
+                TensorData::new(store.read(&index)?, [rows, shape.regions(), shape.channels]),
                 device,
-            ),
-        };
+            ));
+        }
         for hypothesis in beam_search(&trained.model, &images, config) {
             let caption = trained.vocab.caption(&hypothesis.tokens)?;
-            out.push((caption, hypothesis.log_prob));
+            let words = trained.vocab.words(&hypothesis.tokens)?;
+            let attention = words
+                .into_iter()
+                .zip(hypothesis.attention)
+                .map(|(word, weights)| (word.to_string(), weights))
+                .collect();
+            out.push(Decoded {
+                caption,
+                log_prob: hypothesis.log_prob,
+                attention,
+            });
         }
         progress.set_position((start + rows) as u64);
     }

@@ -15,8 +15,11 @@ use burn::tensor::backend::Backend;
 use contracts::artifacts::{BEST_CHECKPOINT, CAPTIONS_FILE, FEATURES_DIR};
 use contracts::atomic::write_atomically;
 use contracts::config::EvaluatorConfig;
+use contracts::grid::{GridShape, GridStore};
 use contracts::provenance::content_hash;
-use contracts::tables::{CaptionsTable, PredictionRow, PredictionsTable, read, write};
+use contracts::tables::{
+    AttentionRow, AttentionTable, CaptionsTable, PredictionRow, PredictionsTable, read, write,
+};
 use contracts::{FeatureSet, Provenance, Stage, WorkDir};
 use decoder::{BeamConfig, load_captioner};
 use models::backend::BackendTask;
@@ -81,19 +84,30 @@ fn evaluate<B: Backend>(
         )
         .expect("valid template"),
     );
-    let decoded = decode::caption_all(&trained, &features, &beam, device, &progress)?;
+    let grid = model_kind
+        .needs_grid()
+        .then(|| GridStore::build(&work.grid(), &images, work.root()))
+        .transpose()?;
+    let decoded =
+        decode::caption_all(&trained, &features, grid.as_ref(), &beam, device, &progress)?;
     progress.finish_and_clear();
 
     let rows: Vec<PredictionRow> = images
         .iter()
         .zip(&decoded)
-        .map(|(image, (caption, log_prob))| PredictionRow {
+        .map(|(image, decoded)| PredictionRow {
             image: image.clone(),
             split,
-            caption: caption.clone(),
-            log_prob: *log_prob,
+            caption: decoded.caption.clone(),
+            log_prob: decoded.log_prob,
             decoder: decoder_name.clone(),
         })
+        .collect();
+    let attention: BTreeMap<String, Vec<(String, Vec<f32>)>> = images
+        .iter()
+        .zip(&decoded)
+        .filter(|(_, d)| !d.attention.is_empty())
+        .map(|(image, d)| (image.clone(), d.attention.clone()))
         .collect();
     let checkpoint = work.model().best();
     let model_hash = content_hash(&checkpoint)?;
@@ -102,6 +116,8 @@ fn evaluate<B: Backend>(
         .with_input(CAPTIONS_FILE, &captions_path)?
         .with_input(FEATURES_DIR, &features_dir)?;
     write::<PredictionsTable>(&work.predictions(), &rows, &provenance)?;
+    let grid_shape = grid.as_ref().map(GridStore::shape);
+    write_attention(&work, &attention, grid_shape, &provenance)?;
 
     let predictions: Captions = rows
         .iter()
@@ -137,7 +153,49 @@ fn evaluate<B: Backend>(
         best,
         worst,
         image_dir: captions_provenance.as_ref().and_then(Provenance::image_dir),
+        attention: grid_shape.map(|shape| report::Attention {
+            grid: (shape.height, shape.width),
+            words: attention,
+            crop: trained.encoder().map(|e| (e.resize, e.crop)),
+        }),
     };
     write_atomically(&work.report_html(), report.to_html().as_bytes())?;
     Ok(metrics)
+}
+
+/// `eval/attention.parquet` for a model with attention; an old one is removed otherwise, so
+/// the file never describes another model.
+fn write_attention(
+    work: &WorkDir,
+    attention: &BTreeMap<String, Vec<(String, Vec<f32>)>>,
+    shape: Option<GridShape>,
+    provenance: &Provenance,
+) -> Result<()> {
+    let path = work.attention();
+    let Some(shape) = shape else {
+        let _ = std::fs::remove_file(&path);
+        return Ok(());
+    };
+    let rows: Vec<AttentionRow> = attention
+        .iter()
+        .flat_map(|(image, words)| {
+            words
+                .iter()
+                .enumerate()
+                .map(move |(position, (word, weights))| AttentionRow {
+                    image: image.clone(),
+                    position: position as u32,
+                    word: word.clone(),
+                    weights: weights.clone(),
+                })
+        })
+        .collect();
+    let mut provenance = provenance.clone();
+    provenance.config = serde_json::json!({
+        "evaluator": provenance.config,
+        "grid_height": shape.height,
+        "grid_width": shape.width,
+    });
+    write::<AttentionTable>(&path, &rows, &provenance)?;
+    Ok(())
 }

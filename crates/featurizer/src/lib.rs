@@ -1,4 +1,6 @@
-//! The featurizer stage: images -> `features/part-NNNNN.parquet` (2048-d ResNet50 vectors).
+//! The featurizer stage: images -> `features/part-NNNNN.parquet` (2048-d ResNet50 vectors),
+//! and `grid/part-NNNNN.parquet` (the 7x7 feature map before pooling, from the same pass) when
+//! the attention decoder needs it.
 //!
 //! - [`images`]: which images, where.
 //! - [`parts`]: the dataset's parts, the unit of resume and sharding.
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::Backend;
+use contracts::grid::{Grids, write_grid_part};
 use contracts::lock::{WorkDirLock, lock_work_dir, lock_work_dir_shard};
 use contracts::provenance::content_hash;
 use contracts::tables::{CAPTIONS_FILE, Features, FeaturesTable, write};
@@ -41,6 +44,8 @@ pub struct Options {
     pub force: bool,
     /// Network structure; ResNet50 except in tests.
     pub network: ResNetConfig,
+    /// Also write `grid/` (the attention decoder reads it).
+    pub grid: bool,
 }
 
 /// What a run did, for the summary and the exit code.
@@ -117,8 +122,15 @@ fn featurize<B: Backend>(options: &Options, device: &B::Device) -> Result<Summar
     let list = ImageList::resolve(&options.work_dir, options.images.as_deref())?;
     let work = WorkDir::new(&options.work_dir);
     let features_dir = work.features();
-    std::fs::create_dir_all(&features_dir)
-        .with_context(|| format!("creating {}", features_dir.display()))?;
+    let grid_dir = work.grid();
+    let dirs: &[&Path] = if options.grid {
+        &[&features_dir, &grid_dir]
+    } else {
+        &[&features_dir]
+    };
+    for dir in dirs {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     let settings = settings(options, &list)?;
     let _lock = lock(options, &settings)?;
     let parts = parts::plan(&features_dir, list.names.len(), options.part_rows)?;
@@ -129,7 +141,9 @@ fn featurize<B: Backend>(options: &Options, device: &B::Device) -> Result<Summar
         .filter(|p| options.shard.owns(p.index))
         .map(|p| p.file_name())
         .collect();
-    contracts::atomic::remove_stale_temps(&features_dir, |target| owned.contains(target))?;
+    for dir in dirs {
+        contracts::atomic::remove_stale_temps(dir, |target| owned.contains(target))?;
+    }
     let mut summary = Summary {
         images: list.names.len(),
         ..Summary::default()
@@ -137,7 +151,8 @@ fn featurize<B: Backend>(options: &Options, device: &B::Device) -> Result<Summar
 
     let mut todo = Vec::new();
     for part in parts.iter().filter(|p| options.shard.owns(p.index)) {
-        match existing_part(part, &settings, options.force)? {
+        let grid = options.grid.then(|| grid_dir.join(part.file_name()));
+        match existing_part(part, grid.as_deref(), &settings, options.force)? {
             Some(skipped) => {
                 summary.reused_parts += 1;
                 summary.skipped.extend(skipped);
@@ -167,26 +182,67 @@ fn featurize<B: Backend>(options: &Options, device: &B::Device) -> Result<Summar
         pipeline::run(
             &plan,
             |path: &Path| preprocess.load(path).map_err(|e| e.reason.to_string()),
-            |part: &Part, features: &Features, skipped: &[pipeline::Skip]| {
-                write_part(part, features, skipped, &provenance)
+            |part: &Part,
+             features: &Features,
+             grids: Option<&Grids>,
+             skipped: &[pipeline::Skip]| {
+                write_part(part, features, skipped, &provenance)?;
+                match grids {
+                    Some(grids) => write_grid(
+                        &grid_dir.join(part.file_name()),
+                        grids,
+                        skipped,
+                        &provenance,
+                    ),
+                    None if options.grid && !features.images.is_empty() => {
+                        bail!("the network gave no grid for {}", part.path.display())
+                    }
+                    None => Ok(()),
+                }
             },
-            |images| network.forward(images),
+            |images| {
+                if options.grid {
+                    let (pooled, map) = network.forward_with_grid(images);
+                    (pooled, Some(map))
+                } else {
+                    (network.forward(images), None)
+                }
+            },
             device,
             &mut summary,
             &progress,
         )?;
         progress.finish_and_clear();
     }
-    summary.missing_parts = parts.iter().filter(|p| !p.path.is_file()).count();
-    let marker = work.features_done();
-    if summary.missing_parts == 0 {
-        std::fs::write(&marker, format!("{}\n", settings))
-            .with_context(|| format!("writing {}", marker.display()))?;
+    summary.missing_parts = parts
+        .iter()
+        .filter(|p| !p.path.is_file() || (options.grid && !grid_dir.join(p.file_name()).is_file()))
+        .count();
+    let markers = if options.grid {
+        vec![work.features_done(), work.grid_done()]
     } else {
-        let _ = std::fs::remove_file(&marker);
+        vec![work.features_done()]
+    };
+    for marker in markers {
+        mark_done(&marker, &settings, summary.missing_parts == 0)?;
     }
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Writes the `_SUCCESS` marker of a complete dataset, or removes it. An unchanged marker is
+/// left alone, so its time stamp, which the Makefile's later stages depend on, says when the
+/// dataset last changed.
+fn mark_done(marker: &Path, settings: &serde_json::Value, complete: bool) -> Result<()> {
+    if !complete {
+        let _ = std::fs::remove_file(marker);
+        return Ok(());
+    }
+    let text = format!("{settings}\n");
+    if std::fs::read_to_string(marker).ok().as_deref() != Some(text.as_str()) {
+        std::fs::write(marker, text).with_context(|| format!("writing {}", marker.display()))?;
+    }
+    Ok(())
 }
 
 /// Provenance shared by every part of this run (each part adds the images it skipped).
@@ -201,17 +257,31 @@ fn base_provenance(list: &ImageList, settings: &serde_json::Value) -> Result<Pro
     })
 }
 
-/// `Some(skipped images)` when `part` is already done with the same settings; `None` when it
-/// must be (re)computed. A part made with other settings is an error unless `force`.
+/// `Some(skipped images)` when `part` (and its `grid` part, when one is wanted) is already done
+/// with the same settings; `None` when it must be (re)computed. A part made with other
+/// settings is an error unless `force`.
 fn existing_part(
     part: &Part,
+    grid: Option<&Path>,
     settings: &serde_json::Value,
     force: bool,
 ) -> Result<Option<Vec<(String, String)>>> {
-    if !part.path.is_file() {
+    let skipped = existing_file(&part.path, settings, force)?;
+    match grid {
+        Some(grid) if skipped.is_some() => Ok(existing_file(grid, settings, force)?.and(skipped)),
+        _ => Ok(skipped),
+    }
+}
+
+fn existing_file(
+    path: &Path,
+    settings: &serde_json::Value,
+    force: bool,
+) -> Result<Option<Vec<(String, String)>>> {
+    if !path.is_file() {
         return Ok(None);
     }
-    let recorded = contracts::parquet_io::read_provenance(&part.path)?;
+    let recorded = contracts::parquet_io::read_provenance(path)?;
     let config = recorded.as_ref().map(|p| &p.config);
     if config.and_then(|c| c.get("settings")) == Some(settings) {
         let skipped = config
@@ -226,7 +296,7 @@ fn existing_part(
     bail!(
         "{} was made with other settings (weights, preprocessing or image list) than this run; \
          delete the features directory or rerun with --force to recompute it",
-        part.path.display()
+        path.display()
     )
 }
 
@@ -245,6 +315,19 @@ fn write_part(
         part.path.display(),
         features.images.len()
     );
+    Ok(())
+}
+
+/// Writes one grid part atomically, with the same provenance as its features part.
+fn write_grid(
+    path: &Path,
+    grids: &Grids,
+    skipped: &[pipeline::Skip],
+    provenance: &Provenance,
+) -> Result<()> {
+    let mut provenance = provenance.clone();
+    provenance.config["skipped"] = serde_json::to_value(skipped)?;
+    write_grid_part(path, grids, &provenance)?;
     Ok(())
 }
 

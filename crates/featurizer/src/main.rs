@@ -4,6 +4,8 @@
 //!     featurizer --images photos/ --work-dir out/ --weights random     # no captions needed
 //!     featurizer --shard 2/4 ...                                        # a quarter of the parts
 //!
+//! With `model.decoder = "attention"` it also writes `grid/part-NNNNN.parquet`, the 7x7 feature
+//! map before pooling, from the same network pass.
 //! A rerun keeps finished parts, so a killed run resumes where it stopped.
 //! Exit codes: 0 every image featurized; 1 error; 3 finished, but some images could not be
 //! read (listed above the summary; their features are absent).
@@ -82,6 +84,7 @@ fn run(cli: &Cli, config: PipelineConfig) -> anyhow::Result<ExitCode> {
         shard: cli.shard,
         force: cli.force,
         network: ResNetConfig::resnet50(),
+        grid: config.model.decoder.needs_grid(),
     };
     let summary =
         run_on(settings.device, featurizer::Featurize(options))?.context("featurizing")?;

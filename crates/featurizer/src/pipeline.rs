@@ -16,6 +16,7 @@ use std::time::Instant;
 use anyhow::{Result, anyhow, bail};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
+use contracts::grid::{GridShape, Grids};
 use contracts::tables::{FEATURE_DIM, Features};
 use rayon::prelude::*;
 
@@ -30,9 +31,27 @@ pub type Skip = (String, String);
 pub trait LoadImage: Fn(&Path) -> Result<Vec<f32>, String> + Sync {}
 impl<F: Fn(&Path) -> Result<Vec<f32>, String> + Sync> LoadImage for F {}
 
-/// Writes one finished part and the images it had to skip.
-pub trait WritePart: FnMut(&Part, &Features, &[Skip]) -> Result<()> {}
-impl<F: FnMut(&Part, &Features, &[Skip]) -> Result<()>> WritePart for F {}
+/// Writes one finished part (its grids too, when the network gives them) and the images it
+/// had to skip.
+pub trait WritePart: FnMut(&Part, &Features, Option<&Grids>, &[Skip]) -> Result<()> {}
+impl<F: FnMut(&Part, &Features, Option<&Grids>, &[Skip]) -> Result<()>> WritePart for F {}
+
+/// The network: `[N, 3, side, side]` images -> `[N, 2048]` pooled features and, when the grid
+/// is wanted, the feature map they pool, `[N, 2048, h, w]`.
+pub trait Network<B: Backend>:
+    Fn(Tensor<B, 4>) -> (Tensor<B, 2>, Option<Tensor<B, 4>>) + Sync
+{
+}
+impl<B: Backend, F: Fn(Tensor<B, 4>) -> (Tensor<B, 2>, Option<Tensor<B, 4>>) + Sync> Network<B>
+    for F
+{
+}
+
+/// One batch's network output on the host: `[N * 2048]` pooled values and the grids.
+struct Output {
+    pooled: Vec<f32>,
+    grid: Option<(GridShape, Vec<f32>)>,
+}
 
 /// What the pipeline needs besides the network.
 pub struct Plan<'a> {
@@ -95,7 +114,7 @@ pub fn run<B: Backend>(
     plan: &Plan<'_>,
     load: impl LoadImage,
     mut write: impl WritePart,
-    forward: impl Fn(Tensor<B, 4>) -> Tensor<B, 2> + Sync,
+    forward: impl Network<B>,
     device: &B::Device,
     summary: &mut Summary,
     progress: &indicatif::ProgressBar,
@@ -122,6 +141,7 @@ pub fn run<B: Backend>(
 struct OpenPart {
     slot: usize,
     features: Features,
+    grids: Option<Grids>,
     skipped: Vec<Skip>,
 }
 
@@ -129,7 +149,7 @@ fn consume<B: Backend>(
     plan: &Plan<'_>,
     receiver: Receiver<Batch>,
     write: &mut impl WritePart,
-    forward: &(impl Fn(Tensor<B, 4>) -> Tensor<B, 2> + Sync),
+    forward: &impl Network<B>,
     device: &B::Device,
     summary: &mut Summary,
     progress: &indicatif::ProgressBar,
@@ -137,7 +157,12 @@ fn consume<B: Backend>(
     let mut current: Option<OpenPart> = None;
     let mut finish = |open: OpenPart, summary: &mut Summary| -> Result<()> {
         let written = Instant::now();
-        write(&plan.todo[open.slot], &open.features, &open.skipped)?;
+        write(
+            &plan.todo[open.slot],
+            &open.features,
+            open.grids.as_ref(),
+            &open.skipped,
+        )?;
         summary.write += written.elapsed();
         summary.written_parts += 1;
         summary.skipped.extend(open.skipped);
@@ -153,6 +178,7 @@ fn consume<B: Backend>(
         let open = current.get_or_insert_with(|| OpenPart {
             slot: batch.part,
             features: Features::default(),
+            grids: None,
             skipped: Vec::new(),
         });
         progress.inc(batch.names.len() as u64);
@@ -176,16 +202,21 @@ fn consume<B: Backend>(
         let ran = Instant::now();
         let output = run_halves(forward, good, names.len(), plan.side, device)?;
         summary.network += ran.elapsed();
-        if output.len() != names.len() * FEATURE_DIM {
+        if output.pooled.len() != names.len() * FEATURE_DIM {
             bail!(
                 "the network produced {} values for {} images, expected {FEATURE_DIM} each",
-                output.len(),
+                output.pooled.len(),
                 names.len()
             );
         }
+        if let Some((shape, grid)) = output.grid {
+            let grids = open.grids.get_or_insert_with(|| Grids::new(shape));
+            grids.images.extend(names.iter().cloned());
+            grids.values.extend_from_slice(&grid);
+        }
         summary.featurized += names.len();
         open.features.images.extend(names);
-        open.features.features.extend_from_slice(&output);
+        open.features.features.extend_from_slice(&output.pooled);
     }
     match current {
         Some(open) => finish(open, summary),
@@ -195,20 +226,37 @@ fn consume<B: Backend>(
 
 /// Runs the network on a batch as two half-batches at once: while one half is in an
 /// operation the backend runs on a single thread (elementwise work, pooling), the other keeps
-/// the remaining cores busy. Returns `[images * FEATURE_DIM]` values in image order.
+/// the remaining cores busy. Returns the outputs in image order.
 fn run_halves<B: Backend>(
-    forward: &(impl Fn(Tensor<B, 4>) -> Tensor<B, 2> + Sync),
+    forward: &impl Network<B>,
     pixels: Vec<f32>,
     images: usize,
     side: usize,
     device: &B::Device,
-) -> Result<Vec<f32>> {
-    let run = |pixels: Vec<f32>, n: usize| {
-        let input = Tensor::<B, 4>::from_data(TensorData::new(pixels, [n, 3, side, side]), device);
-        forward(input)
-            .into_data()
-            .into_vec::<f32>()
+) -> Result<Output> {
+    let values = |t: TensorData| {
+        t.into_vec::<f32>()
             .map_err(|e| anyhow!("reading features: {e:?}"))
+    };
+    let run = |pixels: Vec<f32>, n: usize| -> Result<Output> {
+        let input = Tensor::<B, 4>::from_data(TensorData::new(pixels, [n, 3, side, side]), device);
+        let (pooled, map) = forward(input);
+        let grid = match map {
+            Some(map) => {
+                let [_, channels, height, width] = map.dims();
+                let shape = GridShape {
+                    channels,
+                    height,
+                    width,
+                };
+                Some((shape, values(map.into_data())?))
+            }
+            None => None,
+        };
+        Ok(Output {
+            pooled: values(pooled.into_data())?,
+            grid,
+        })
     };
     if images < 2 {
         return run(pixels, images);
@@ -226,8 +274,11 @@ fn run_halves<B: Backend>(
                 .unwrap_or_else(|_| Err(anyhow!("the network thread panicked"))),
         )
     });
-    let mut out = a?;
-    out.extend(b?);
+    let (mut out, b) = (a?, b?);
+    out.pooled.extend(b.pooled);
+    if let (Some((_, grid)), Some((_, more))) = (&mut out.grid, b.grid) {
+        grid.extend(more);
+    }
     Ok(out)
 }
 
@@ -254,14 +305,15 @@ mod tests {
     }
 
     /// A stand-in network: each image's first pixel value, repeated.
-    fn forward(images: Tensor<Cpu, 4>) -> Tensor<Cpu, 2> {
+    fn forward(images: Tensor<Cpu, 4>) -> (Tensor<Cpu, 2>, Option<Tensor<Cpu, 4>>) {
         let [n, ..] = images.dims();
-        images
+        let pooled = images
             .narrow(1, 0, 1)
             .narrow(2, 0, 1)
             .narrow(3, 0, 1)
             .reshape([n, 1])
-            .repeat_dim(1, FEATURE_DIM)
+            .repeat_dim(1, FEATURE_DIM);
+        (pooled, None)
     }
 
     /// Runs the pipeline on a thread; fails the test instead of hanging when it never ends.
@@ -302,8 +354,10 @@ mod tests {
 
     #[test]
     fn a_failing_writer_ends_the_run_with_its_error() {
-        let (result, summary) =
-            run_with_deadline(20, pixels, |part: &Part, _: &Features, _: &[Skip]| {
+        let (result, summary) = run_with_deadline(
+            20,
+            pixels,
+            |part: &Part, _: &Features, _: Option<&Grids>, _: &[Skip]| {
                 if part.index == 1 {
                     bail!(
                         "{}: No space left on device (os error 28)",
@@ -311,7 +365,8 @@ mod tests {
                     )
                 }
                 Ok(())
-            });
+            },
+        );
         assert_eq!(
             result.unwrap_err().to_string(),
             "features/part-00001.parquet: No space left on device (os error 28)"
@@ -331,7 +386,7 @@ mod tests {
                 }
                 pixels(path)
             },
-            move |part: &Part, features: &Features, skipped: &[Skip]| {
+            move |part: &Part, features: &Features, _: Option<&Grids>, skipped: &[Skip]| {
                 let firsts: Vec<f32> = (0..features.images.len())
                     .map(|i| features.row(i)[0])
                     .collect();

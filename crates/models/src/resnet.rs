@@ -358,11 +358,23 @@ impl<B: Backend> FoldedResNet<B> {
     /// `[N, 3, H, W]` normalized images -> `[N, C]` pooled features (`[N, 3, 224, 224]` ->
     /// `[N, 2048]` for ResNet50). Any `H, W` of at least 32 works (global pooling).
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        global_avg_pool(self.feature_map(images))
+    }
+
+    /// The pooled features and the last feature map they pool (`[N, C, H/32, W/32]`, the
+    /// 7x7 grid attention reads), from one pass.
+    pub fn forward_with_grid(&self, images: Tensor<B, 4>) -> (Tensor<B, 2>, Tensor<B, 4>) {
+        let map = self.feature_map(images);
+        (global_avg_pool(map.clone()), map)
+    }
+
+    /// `[N, 3, H, W]` -> the last block's output, before pooling.
+    fn feature_map(&self, images: Tensor<B, 4>) -> Tensor<B, 4> {
         let mut x = stem_pool(relu(self.conv1.forward(images)));
         for block in self.blocks() {
             x = block.forward(x);
         }
-        global_avg_pool(x)
+        x
     }
 
     /// Length of the feature vector (the output channels of the last block).

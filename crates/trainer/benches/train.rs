@@ -4,13 +4,15 @@
 //!     cargo bench -p trainer                      # 30 timed steps
 //!     cargo bench -p trainer -- --steps 60 --device cuda   # on a `--features cuda` build
 //!     cargo bench -p trainer -- --no-python
+//!     cargo bench -p trainer -- --attention --steps 10  # the attention model, next to
+//!                                                       # scripts/bench_attention.py
 
 use std::path::Path;
 use std::process::Command;
 
 use contracts::config::Device;
 use models::backend::run_on;
-use trainer::bench::{BenchOptions, BenchTask, synthetic_dataset};
+use trainer::bench::{AttentionBenchTask, BenchOptions, BenchTask, synthetic_dataset, with_grid};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -33,6 +35,14 @@ fn main() -> anyhow::Result<()> {
         "cuda" => Device::Cuda,
         other => anyhow::bail!("--device {other}: expected cpu or cuda"),
     };
+    if args.iter().any(|a| a == "--attention") {
+        return attention(
+            &options,
+            kind,
+            &device,
+            args.iter().any(|a| a == "--no-python"),
+        );
+    }
     let data = synthetic_dataset(&options);
     let (report, scst) = run_on(
         kind,
@@ -68,12 +78,64 @@ fn main() -> anyhow::Result<()> {
     if args.iter().any(|a| a == "--no-python") || device != "cpu" {
         return Ok(());
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench_trainer.py");
+    compare_with_pytorch("bench_trainer.py", &options, report.captions_per_s);
+    Ok(())
+}
+
+/// The attention model's training speed and peak memory, with its grid in a temp file as in
+/// training; the same model in PyTorch (`scripts/bench_attention.py`) unless `no_python`.
+fn attention(
+    options: &BenchOptions,
+    kind: Device,
+    device: &str,
+    no_python: bool,
+) -> anyhow::Result<()> {
+    let temp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
+    let data = with_grid(synthetic_dataset(options), options.seed, temp.path())?;
+    let report = run_on(
+        kind,
+        AttentionBenchTask {
+            options,
+            data: &data,
+        },
+    )??;
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!(
+        "burn attention trainer ({device}, {threads} threads): {:.1} training captions/s ({} steps of batch {}, \
+         {:.3} s/step, grid of {} images in a temp file), peak memory {} MiB",
+        report.captions_per_s,
+        report.steps,
+        options.batch_size,
+        report.seconds / report.steps as f64,
+        options.images,
+        report
+            .peak_rss_mib
+            .map_or("?".into(), |m| format!("{m:.0}")),
+    );
+    if !no_python && device == "cpu" {
+        compare_with_pytorch("bench_attention.py", options, report.captions_per_s);
+    }
+    Ok(())
+}
+
+/// Runs the PyTorch side `script` with the same steps and threads, prints its line and the
+/// ratio of `ours` (captions/s) to it.
+fn compare_with_pytorch(script: &str, options: &BenchOptions, ours: f64) {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scripts")
+        .join(script);
     let output = Command::new("python3")
         .arg(&script)
         .args([
             "--steps",
             &options.steps.to_string(),
+            "--warmup",
+            &options.warmup.to_string(),
             "--threads",
             &threads.to_string(),
         ])
@@ -88,7 +150,7 @@ fn main() -> anyhow::Result<()> {
                 .find(|(_, next)| *next == "training")
                 .and_then(|(number, _)| number.parse::<f64>().ok());
             if let Some(torch) = torch {
-                println!("ratio burn / pytorch: {:.2}", report.captions_per_s / torch);
+                println!("ratio burn / pytorch: {:.2}", ours / torch);
             }
         }
         Ok(out) => eprintln!(
@@ -98,5 +160,4 @@ fn main() -> anyhow::Result<()> {
         ),
         Err(e) => eprintln!("python3 not available ({e}): skipping the PyTorch reference"),
     }
-    Ok(())
 }

@@ -8,14 +8,16 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail, ensure};
+use contracts::grid::GridStore;
 use contracts::parquet_io::read_provenance;
 use contracts::provenance::content_hash;
 use contracts::tables::{CAPTIONS_FILE, CaptionRow, CaptionsTable, FEATURE_DIM, TokensTable, read};
 use contracts::vocab::{END, START};
 use contracts::{FeatureSet, Provenance, Split, Stage, Vocabulary, WorkDir};
-use decoder::FeatureStats;
+use decoder::{FeatureStats, StatsAccumulator};
 use rand::Rng;
 use rand::seq::SliceRandom;
 
@@ -45,6 +47,8 @@ pub struct Dataset {
     pub vocab: Vocabulary,
     /// The feature vectors of the train and val images.
     pub features: FeatureSet,
+    /// Their grids, row for row (attention decoder), in a temp file: never in memory whole.
+    pub grid: Option<Arc<GridStore>>,
     pub train: Vec<Caption>,
     pub val: Vec<Caption>,
     /// Feature rows of the val images, in name order.
@@ -58,8 +62,8 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Reads and checks the inputs under `work`.
-    pub fn load(work: &WorkDir) -> Result<Self> {
+    /// Reads and checks the inputs under `work`, and the grid with `grid`.
+    pub fn load(work: &WorkDir, grid: bool) -> Result<Self> {
         let vocab_path = work.vocab();
         let tokens_path = work.tokens();
         let features_dir = work.features();
@@ -144,6 +148,11 @@ impl Dataset {
             &train,
             features.images(),
         )?;
+        let grid = if grid {
+            Some(Arc::new(load_grid(work, &features)?))
+        } else {
+            None
+        };
         let hashes = InputHashes {
             vocab: content_hash(&vocab_path)?,
             tokens: content_hash(&tokens_path)?,
@@ -152,6 +161,7 @@ impl Dataset {
         Ok(Self {
             vocab,
             features,
+            grid,
             train,
             val,
             val_images,
@@ -162,15 +172,66 @@ impl Dataset {
         })
     }
 
-    /// Standardisation statistics of the train split's images (each image once).
+    /// Standardisation statistics of the train split's images (each image once): of the
+    /// pooled vectors, or of the grid's channels over every region when there is a grid.
     pub fn train_feature_stats(&self) -> Result<FeatureStats> {
         let mut rows: Vec<usize> = self.train.iter().map(|c| c.image).collect();
         rows.sort_unstable();
         rows.dedup();
-        Ok(FeatureStats::from_rows(
-            FEATURE_DIM,
-            rows.iter().map(|&r| self.features.row(r)),
-        )?)
+        let Some(grid) = &self.grid else {
+            return Ok(FeatureStats::from_rows(
+                FEATURE_DIM,
+                rows.iter().map(|&r| self.features.row(r)),
+            )?);
+        };
+        let channels = grid.shape().channels;
+        let mut stats = StatsAccumulator::new(channels);
+        for chunk in rows.chunks(64) {
+            for region in grid.read(chunk)?.chunks(channels) {
+                stats.add(region)?;
+            }
+        }
+        Ok(stats.finish()?)
+    }
+}
+
+/// The grids of the images of `features`, row for row, after checking they come from the
+/// same network settings as the pooled vectors.
+fn load_grid(work: &WorkDir, features: &FeatureSet) -> Result<GridStore> {
+    let dir = work.grid();
+    let started = std::time::Instant::now();
+    let store = GridStore::build(&dir, features.images(), work.root())?;
+    let grid_settings = contracts::EncoderSettings::from_part_config(
+        &read_grid_provenance(&dir)?
+            .map(|p| p.config)
+            .unwrap_or_default(),
+    )?;
+    if let (Some(grid), Some(pooled)) = (&grid_settings, features.encoder())
+        && grid != pooled
+    {
+        bail!(
+            "{}: the grid was made with other encoder settings ({grid:?}) than features/ ({pooled:?}); \
+             rerun the featurizer stage (`make features`)",
+            dir.display()
+        );
+    }
+    tracing::info!(
+        "kept the {} grids {} of {} images in a temp file ({:.1} GB) in {:.1} s",
+        store.shape(),
+        store.len(),
+        features.len(),
+        (store.len() * store.shape().len() * 4) as f64 / 1e9,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(store)
+}
+
+/// The provenance of the first grid part.
+fn read_grid_provenance(dir: &Path) -> Result<Option<Provenance>> {
+    let parts = contracts::dataset::dataset_parts(dir)?;
+    match parts.first() {
+        Some(part) => Ok(read_provenance(part)?),
+        None => Ok(None),
     }
 }
 

@@ -116,9 +116,10 @@ mod tests {
         let values: Vec<f32> = (0..n * 6)
             .map(|i| ((i * 7 % 5) as f32 - 2.0) / 2.0)
             .collect();
-        Images {
-            pooled: Tensor::from_data(TensorData::new(values, [n, 6]), &Default::default()),
-        }
+        Images::pooled(Tensor::from_data(
+            TensorData::new(values, [n, 6]),
+            &Default::default(),
+        ))
     }
 
     /// A caption that ended, one cut at the length limit, and one that ended at once.

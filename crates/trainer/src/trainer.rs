@@ -187,9 +187,8 @@ impl<'a, B: Backend> Trainer<'a, B> {
         rng: &mut ChaCha8Rng,
     ) -> (Self, StepLoss) {
         let captions = &self.data.train;
-        let images = Images {
-            pooled: Tensor::from_inner(self.rows(batch.iter().map(|&i| captions[i].image))),
-        };
+        let rows: Vec<usize> = batch.iter().map(|&i| captions[i].image).collect();
+        let images = autodiff(self.images(&rows));
         let tokens: Vec<&[u32]> = batch
             .iter()
             .map(|&i| captions[i].tokens.as_slice())
@@ -257,12 +256,10 @@ impl<'a, B: Backend> Trainer<'a, B> {
         let config = self.config;
         let (trainer, evaluator) = (&config.trainer, &config.evaluator);
         let per_image = trainer.scst_samples;
-        let pooled = self.rows(images.iter().map(|&i| self.data.train_images[i]));
+        let rows: Vec<usize> = images.iter().map(|&i| self.data.train_images[i]).collect();
+        let distinct = self.images(&rows);
         let vocab = &self.data.vocab;
         let plain = self.model.valid();
-        let distinct = Images {
-            pooled: pooled.clone(),
-        };
         let (max_len, suppress_unk) = (evaluator.max_len, evaluator.suppress_unk);
         let samples = sample(
             &plain,
@@ -291,10 +288,7 @@ impl<'a, B: Backend> Trainer<'a, B> {
         let weights = caption_weights(&rewards.advantages, &sequences);
         let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
         let teacher = TeacherBatch::<Train<B>>::weighted(&refs, &weights, &self.device);
-        let images = Images {
-            pooled: Tensor::from_inner(pooled),
-        }
-        .repeat_each(per_image);
+        let images = autodiff(distinct).repeat_each(per_image);
         // No dropout: the gradient is REINFORCE's for the distribution just sampled.
         let (loss, mut grads) = self.model.loss_and_grads(&images, &teacher, None);
         if trainer.clip_norm > 0.0 {
@@ -316,9 +310,8 @@ impl<'a, B: Backend> Trainer<'a, B> {
         let lengths: Vec<usize> = captions.iter().map(|c| c.tokens.len()).collect();
         let (mut sum, mut tokens) = (0.0, 0usize);
         for batch in sorted_batches(&lengths, self.config.trainer.batch_size) {
-            let images = Images {
-                pooled: self.rows(batch.iter().map(|&i| captions[i].image)),
-            };
+            let rows: Vec<usize> = batch.iter().map(|&i| captions[i].image).collect();
+            let images = self.images(&rows);
             let ids: Vec<&[u32]> = batch
                 .iter()
                 .map(|&i| captions[i].tokens.as_slice())
@@ -336,9 +329,7 @@ impl<'a, B: Backend> Trainer<'a, B> {
         let evaluator = &self.config.evaluator;
         let mut out = Vec::with_capacity(self.data.val_images.len());
         for chunk in self.data.val_images.chunks(DECODE_BATCH) {
-            let images = Images {
-                pooled: self.rows(chunk.iter().copied()),
-            };
+            let images = self.images(chunk);
             for ids in greedy(model, &images, evaluator.max_len, evaluator.suppress_unk) {
                 out.push(self.data.vocab.words(&ids)?);
             }
@@ -346,12 +337,29 @@ impl<'a, B: Backend> Trainer<'a, B> {
         Ok(out)
     }
 
-    /// The feature rows `rows`, as a `[rows, FEATURE_DIM]` tensor.
-    fn rows(&self, rows: impl Iterator<Item = usize>) -> Tensor<B, 2> {
-        let rows: Vec<i64> = rows.map(|r| r as i64).collect();
+    /// The images of feature rows `rows`: their pooled vectors, and their grids when the
+    /// model reads them.
+    ///
+    /// # Panics
+    /// When the grid's temp file cannot be read back (a failing disk), with its error.
+    fn images(&self, rows: &[usize]) -> Images<B> {
         let n = rows.len();
-        let index = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [n]), &self.device);
-        self.features.clone().select(0, index)
+        let index = Tensor::<B, 1, Int>::from_data(
+            TensorData::new(rows.iter().map(|&r| r as i64).collect::<Vec<_>>(), [n]),
+            &self.device,
+        );
+        let pooled = self.features.clone().select(0, index);
+        let grid = self.data.grid.as_ref().map(|store| {
+            let values = store
+                .read(rows)
+                .unwrap_or_else(|e| panic!("reading the grid features back: {e}"));
+            let shape = store.shape();
+            Tensor::from_data(
+                TensorData::new(values, [n, shape.regions(), shape.channels]),
+                &self.device,
+            )
+        });
+        Images { pooled, grid }
     }
 
     /// Writes `last.mpk`, and `best.mpk` with `trained.json` when this epoch is the best.
@@ -376,6 +384,14 @@ impl<'a, B: Backend> Trainer<'a, B> {
             &info,
         )?;
         Ok(())
+    }
+}
+
+/// The same images on the training backend.
+fn autodiff<B: Backend>(images: Images<B>) -> Images<Train<B>> {
+    Images {
+        pooled: Tensor::from_inner(images.pooled),
+        grid: images.grid.map(Tensor::from_inner),
     }
 }
 
@@ -406,7 +422,11 @@ pub fn repeats_itself(words: &[&str]) -> bool {
 /// encoder settings.
 fn run_inputs(config: &PipelineConfig, data: &Dataset) -> RunInputs {
     RunInputs {
-        model: CaptionerConfig::from_pipeline(&config.model, data.vocab.len()),
+        model: CaptionerConfig::from_pipeline(
+            &config.model,
+            config.trainer.attention_reg,
+            data.vocab.len(),
+        ),
         standardized: config.model.standardize,
         encoder: data.features.encoder().cloned(),
         hashes: data.hashes.clone(),

@@ -67,7 +67,7 @@ fn test_captions(fixture: &common::Fixture) -> Vec<(String, [usize; 3], Vec<Stri
         .collect();
     let features =
         Tensor::<B, 2>::from_data(TensorData::new(values, [rows.len(), FEATURE_DIM]), &device);
-    let captions = greedy(&trained.model, &Images { pooled: features }, 12, true);
+    let captions = greedy(&trained.model, &Images::pooled(features), 12, true);
     rows.iter()
         .zip(captions)
         .map(|(&i, ids)| {
@@ -78,6 +78,89 @@ fn test_captions(fixture: &common::Fixture) -> Vec<(String, [usize; 3], Vec<Stri
             )
         })
         .collect()
+}
+
+/// Corpus BLEU-4 of greedy test captions against their references.
+fn test_bleu4(captions: &[(String, [usize; 3], Vec<String>)]) -> f64 {
+    let hypotheses: Vec<Vec<&str>> = captions
+        .iter()
+        .map(|(c, _, _)| c.split(' ').collect())
+        .collect();
+    let references: Vec<Vec<Vec<&str>>> = captions
+        .iter()
+        .map(|(_, _, refs)| refs.iter().map(|r| r.split(' ').collect()).collect())
+        .collect();
+    metrics::corpus_bleu4(&hypotheses, &references).unwrap()
+}
+
+#[test]
+fn the_attention_model_learns_from_a_grid_whose_regions_carry_the_answer() {
+    let fixture = common::dataset_with_grid([6, 1, 2], 5);
+    let mut config = fixture.config(14);
+    config.model.decoder = contracts::config::DecoderKind::Attention;
+    config.model.attention_dim = 16;
+    let summary = train(&config, false).unwrap();
+    let device = Default::default();
+    let work = WorkDir::new(fixture.work_dir());
+    let trained = load_captioner::<B>(&work, &device).unwrap();
+    assert_eq!(
+        trained.info.model.kind(),
+        contracts::config::DecoderKind::Attention
+    );
+    let test: Vec<String> = fixture
+        .images
+        .iter()
+        .filter(|i| i.split == Split::Test)
+        .map(|i| i.name.clone())
+        .collect();
+    let store = contracts::grid::GridStore::build(&work.grid(), &test, work.root()).unwrap();
+    let shape = store.shape();
+    let rows: Vec<usize> = (0..test.len()).collect();
+    let grid = Tensor::<B, 3>::from_data(
+        TensorData::new(
+            store.read(&rows).unwrap(),
+            [test.len(), shape.regions(), shape.channels],
+        ),
+        &device,
+    );
+    let index: Vec<usize> = (0..fixture.images.len())
+        .filter(|&i| fixture.images[i].split == Split::Test)
+        .collect();
+    let pooled: Vec<f32> = index
+        .iter()
+        .flat_map(|&i| fixture.feature(i).to_vec())
+        .collect();
+    let images = Images {
+        pooled: Tensor::from_data(TensorData::new(pooled, [test.len(), FEATURE_DIM]), &device),
+        grid: Some(grid),
+    };
+    let (captions, attention): (Vec<Vec<u32>>, Vec<Vec<Vec<f32>>>) =
+        decoder::greedy_attended(&trained.model, &images, 12, true)
+            .into_iter()
+            .unzip();
+    let captions: Vec<(String, [usize; 3], Vec<String>)> = index
+        .iter()
+        .zip(&captions)
+        .map(|(&i, ids)| {
+            (
+                trained.vocab.caption(ids).unwrap(),
+                fixture.images[i].attributes,
+                fixture.images[i].captions(),
+            )
+        })
+        .collect();
+    let bleu = test_bleu4(&captions);
+    assert!(
+        bleu >= 0.9,
+        "test BLEU-4 {bleu:.3}; history {:#?}; captions {:#?}",
+        summary.history,
+        captions.iter().map(|(c, _, _)| c).collect::<Vec<_>>()
+    );
+    // One map per word over the 4 regions.
+    for (ids, maps) in captions.iter().zip(&attention) {
+        assert_eq!(ids.0.split(' ').count(), maps.len());
+        assert!(maps.iter().all(|m| m.len() == 4));
+    }
 }
 
 #[test]
@@ -377,9 +460,7 @@ fn a_checkpoint_with_another_optimizer_state_is_refused_with_a_way_out() {
     let device = Default::default();
     let (model, Skipped, info) = load_checkpoint::<AD, Skipped>(&last, &device).unwrap();
     let mut optim = AdamConfig::new().init::<AD, Captioner<AD>>();
-    let images = Images {
-        pooled: Tensor::<AD, 2>::zeros([1, FEATURE_DIM], &device),
-    };
+    let images = Images::pooled(Tensor::<AD, 2>::zeros([1, FEATURE_DIM], &device));
     let caption: &[u32] = &[contracts::vocab::START, 5, contracts::vocab::END];
     let batch = decoder::TeacherBatch::new(&[caption], &device);
     let (_, grads) = model.loss_and_grads(&images, &batch, None);

@@ -157,7 +157,8 @@ impl Default for FeaturizerConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
-    /// Which caption model: `merge` (the seed's CNN-RNN).
+    /// Which caption model: `merge` (the seed's CNN-RNN) or `attention` (soft attention over
+    /// the ResNet50 grid).
     pub decoder: DecoderKind,
     /// Word (and projected image) embedding size.
     pub embed_dim: usize,
@@ -169,6 +170,8 @@ pub struct ModelConfig {
     pub merge: bool,
     /// Z-score image features with the train split's mean and standard deviation.
     pub standardize: bool,
+    /// Size of the attention model's additive attention (grid and state projections).
+    pub attention_dim: usize,
 }
 
 impl Default for ModelConfig {
@@ -180,6 +183,7 @@ impl Default for ModelConfig {
             dropout: 0.5,
             merge: true,
             standardize: true,
+            attention_dim: 256,
         }
     }
 }
@@ -217,6 +221,8 @@ pub struct TrainerConfig {
     pub scst_baseline: ScstBaseline,
     /// Adam's learning rate during self-critical training.
     pub scst_learning_rate: f64,
+    /// Weight of the attention model's doubly stochastic regularisation.
+    pub attention_reg: f64,
 }
 
 impl Default for TrainerConfig {
@@ -237,6 +243,7 @@ impl Default for TrainerConfig {
             scst_samples: 5,
             scst_baseline: ScstBaseline::Mean,
             scst_learning_rate: 5e-5,
+            attention_reg: 1.0,
         }
     }
 }
@@ -378,12 +385,20 @@ pub enum DecoderKind {
     /// The seed's CNN-RNN: the pooled image vector as the LSTM's first input, merged again
     /// with each output.
     Merge,
+    /// Xu et al. 2015 soft attention over the 7x7 grid of ResNet50's last feature map.
+    Attention,
 }
 
 impl DecoderKind {
+    /// Whether the model reads the grid features (`grid/`) besides the pooled ones.
+    pub fn needs_grid(self) -> bool {
+        self == DecoderKind::Attention
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             DecoderKind::Merge => "merge",
+            DecoderKind::Attention => "attention",
         }
     }
 }
@@ -742,12 +757,13 @@ mod tests {
             ("featurizer.part_rows", "0", "an integer from 1 to 1000000"),
             ("featurizer.seed", "0.5", "an integer >= 0"),
             ("featurizer.device", "gpu", "one of \"cpu\", \"cuda\""),
-            ("model.decoder", "lstm", "one of \"merge\""),
+            ("model.decoder", "lstm", "one of \"merge\", \"attention\""),
             ("model.embed_dim", "0", "an integer from 1 to 65536"),
             ("model.hidden_dim", "70000", "an integer from 1 to 65536"),
             ("model.dropout", "1", "a number in [0, 1)"),
             ("model.merge", "yes", "true or false"),
             ("model.standardize", "1", "true or false"),
+            ("model.attention_dim", "0", "an integer from 1 to 65536"),
             ("trainer.epochs", "0", "an integer from 1 to 100000"),
             ("trainer.batch_size", "0", "an integer from 1 to 65536"),
             ("trainer.learning_rate", "0", "a number in (0, 1]"),
@@ -767,6 +783,7 @@ mod tests {
                 "one of \"mean\", \"greedy\"",
             ),
             ("trainer.scst_learning_rate", "0", "a number in (0, 1]"),
+            ("trainer.attention_reg", "-1", "a number in [0, 1000]"),
             (
                 "evaluator.split",
                 "dev",

@@ -20,7 +20,6 @@ use burn::tensor::{Int, Tensor};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-mod logits;
 mod training;
 
 use kernels::lstm::{Lstm, LstmState};
@@ -396,7 +395,7 @@ impl<B: Backend> CaptionModel<B> for MergeModel<B> {
             rows = rows.select(0, index.clone());
         }
         let image = self.output_image.as_ref().map(|_| image);
-        kernels::cross_entropy::loss(logits::logits(
+        kernels::cross_entropy::loss(crate::output::logits(
             &self.output,
             self.output_image.as_ref(),
             rows,

@@ -15,71 +15,17 @@
 //! `tests/gradients.rs` checks the result against plain autodiff of [`MergeModel::forward`].
 
 use burn::module::AutodiffModule;
-use burn::nn::Linear;
 use burn::optim::GradientsParams;
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{IndexingUpdateOp, Tensor};
 use kernels::contiguous;
-use kernels::cross_entropy;
-use kernels::matmul::matmul_row_blocks;
 use rand::RngCore;
 
 use super::MergeModel;
-use super::logits::logits;
 use crate::TeacherBatch;
 use crate::dropout::{dropout, dropout_mask};
 use crate::model::{Images, Trainable};
-
-/// Gradients of the output layer and of its inputs.
-struct HeadGrads<B: Backend> {
-    output_weight: Tensor<B, 2>,
-    output_bias: Tensor<B, 1>,
-    image_weight: Option<Tensor<B, 2>>,
-    /// `[tokens, hidden]`
-    hidden: Tensor<B, 2>,
-    /// `[batch, embed]`
-    image: Option<Tensor<B, 2>>,
-}
-
-/// The output layer's mean cross-entropy over `hidden` rows and its gradients.
-fn head<B: Backend>(
-    output: &Linear<B>,
-    output_image: Option<&Linear<B>>,
-    hidden: Tensor<B, 2>,
-    image: Option<Tensor<B, 2>>,
-    batch: &TeacherBatch<B>,
-) -> (Tensor<B, 1>, HeadGrads<B>) {
-    let logits = logits(output, output_image, hidden.clone(), image.clone(), batch);
-    let (loss, d) = cross_entropy::loss_and_grads(logits);
-    let output_weight = hidden.transpose().matmul(d.logits.clone());
-    let d_hidden = d.logits.matmul(output.weight.val().transpose());
-    let (image_weight, d_image) = match (output_image.zip(image), d.image_part) {
-        (Some((layer, image)), Some(d_image_logits)) => (
-            Some(Tensor::cat(
-                matmul_row_blocks(image.transpose(), d_image_logits.clone()),
-                0,
-            )),
-            // [batch, embed] as (W d^T)^T: with only `batch` rows, d W^T is a slow shape here
-            // (3.6 against 1.5 ms).
-            Some(
-                layer
-                    .weight
-                    .val()
-                    .matmul(d_image_logits.transpose())
-                    .transpose(),
-            ),
-        ),
-        _ => (None, None),
-    };
-    let grads = HeadGrads {
-        output_weight,
-        output_bias: d.bias,
-        image_weight,
-        hidden: d_hidden,
-        image: d_image,
-    };
-    (loss, grads)
-}
+use crate::output::head;
 
 impl<B: AutodiffBackend> Trainable<B> for MergeModel<B> {
     fn loss_and_grads(

@@ -12,6 +12,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use contracts::vocab::{END, START};
 
 use super::banned_tokens_mask;
+use super::steps::host_rows;
 use crate::model::{CaptionModel, DecodeState, Images};
 
 /// How to search.
@@ -31,13 +32,13 @@ pub struct BeamConfig {
 pub struct Hypothesis {
     pub tokens: Vec<u32>,
     pub log_prob: f32,
+    /// For a model with attention, where it looked for each word (`[regions]` each); empty
+    /// otherwise.
+    pub attention: Vec<Vec<f32>>,
 }
 
-#[derive(Debug, Clone)]
-struct Beam {
-    tokens: Vec<u32>,
-    log_prob: f32,
-}
+/// A caption being extended.
+type Beam = Hypothesis;
 
 impl BeamConfig {
     /// The `[evaluator]` settings (shared by the evaluator and `caption`).
@@ -79,7 +80,8 @@ pub fn beam_search<B: Backend, M: CaptionModel<B>>(
     let mut beams: Vec<Vec<Beam>> = vec![
         vec![Beam {
             tokens: Vec::new(),
-            log_prob: 0.0
+            log_prob: 0.0,
+            attention: Vec::new(),
         }];
         images
     ];
@@ -94,6 +96,7 @@ pub fn beam_search<B: Backend, M: CaptionModel<B>>(
             &device,
         );
         let (log_probs, next) = model.step(input, state);
+        let attention = next.attention().map(host_rows);
         let log_probs: Vec<f32> = log_probs
             .into_data()
             .convert::<f32>()
@@ -118,22 +121,22 @@ pub fn beam_search<B: Backend, M: CaptionModel<B>>(
                     // Only an ending that ranks among the best k counts (so beam 1 = greedy).
                     if rank < k {
                         let hypothesis = Hypothesis {
-                            tokens: beams[image][parent].tokens.clone(),
                             log_prob,
+                            ..beams[image][parent].clone()
                         };
                         finished[image].push((config.rank(&hypothesis, true), hypothesis));
                         ended.push(parent);
                     }
                 } else if !last_step {
-                    let mut words = beams[image][parent].tokens.clone();
-                    words.push(token);
-                    kept.push((
-                        parent,
-                        Beam {
-                            tokens: words,
-                            log_prob,
-                        },
-                    ));
+                    let mut beam = Beam {
+                        log_prob,
+                        ..beams[image][parent].clone()
+                    };
+                    beam.tokens.push(token);
+                    if let Some(attention) = &attention {
+                        beam.attention.push(attention[image * k + parent].clone());
+                    }
+                    kept.push((parent, beam));
                 }
             }
             if last_step {
@@ -143,10 +146,7 @@ pub fn beam_search<B: Backend, M: CaptionModel<B>>(
                     .enumerate()
                     .filter(|(p, _)| !ended.contains(p))
                 {
-                    let hypothesis = Hypothesis {
-                        tokens: beam.tokens.clone(),
-                        log_prob: beam.log_prob,
-                    };
+                    let hypothesis = beam.clone();
                     finished[image].push((config.rank(&hypothesis, false), hypothesis));
                 }
             }
@@ -187,6 +187,7 @@ pub fn beam_search<B: Backend, M: CaptionModel<B>>(
                 .unwrap_or(Hypothesis {
                     tokens: Vec::new(),
                     log_prob: f32::NEG_INFINITY,
+                    attention: Vec::new(),
                 })
         })
         .collect()
@@ -254,9 +255,10 @@ mod tests {
         let values: Vec<f32> = (0..images * 6)
             .map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0)
             .collect();
-        Images {
-            pooled: Tensor::from_data(TensorData::new(values, [images, 6]), &Default::default()),
-        }
+        Images::pooled(Tensor::from_data(
+            TensorData::new(values, [images, 6]),
+            &Default::default(),
+        ))
     }
 
     fn config(beam_size: usize) -> BeamConfig {
@@ -286,12 +288,10 @@ mod tests {
         let batched = beam_search(&model, &features(5), &config(3));
         let data: Vec<f32> = features(5).pooled.into_data().to_vec().unwrap();
         for (i, expected) in batched.iter().enumerate() {
-            let one = Images {
-                pooled: Tensor::<B, 2>::from_data(
-                    TensorData::new(data[i * 6..(i + 1) * 6].to_vec(), [1, 6]),
-                    &Default::default(),
-                ),
-            };
+            let one = Images::pooled(Tensor::<B, 2>::from_data(
+                TensorData::new(data[i * 6..(i + 1) * 6].to_vec(), [1, 6]),
+                &Default::default(),
+            ));
             let alone = beam_search(&model, &one, &config(3));
             assert_eq!(alone[0].tokens, expected.tokens, "image {i}");
             assert!((alone[0].log_prob - expected.log_prob).abs() < 1e-4);

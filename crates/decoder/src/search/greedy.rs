@@ -15,6 +15,20 @@ pub fn greedy<B: Backend, M: CaptionModel<B>>(
     max_len: usize,
     suppress_unk: bool,
 ) -> Vec<Vec<u32>> {
+    greedy_attended(model, images, max_len, suppress_unk)
+        .into_iter()
+        .map(|(tokens, _)| tokens)
+        .collect()
+}
+
+/// [`greedy`], with where a model with attention looked for each word (`[regions]` weights
+/// per word; empty for a model without attention).
+pub fn greedy_attended<B: Backend, M: CaptionModel<B>>(
+    model: &M,
+    images: &Images<B>,
+    max_len: usize,
+    suppress_unk: bool,
+) -> Vec<(Vec<u32>, Vec<Vec<f32>>)> {
     let argmax = |log_probs: burn::tensor::Tensor<B, 2>| -> Vec<u32> {
         log_probs
             .argmax(1)
@@ -29,6 +43,6 @@ pub fn greedy<B: Backend, M: CaptionModel<B>>(
     };
     decode_steps(model, images, max_len, suppress_unk, argmax)
         .into_iter()
-        .map(|(tokens, _)| tokens)
+        .map(|written| (written.tokens, written.attention))
         .collect()
 }

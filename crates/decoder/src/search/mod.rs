@@ -12,7 +12,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use contracts::vocab::{PAD, START, UNK};
 
 pub use beam::{BeamConfig, Hypothesis, beam_search};
-pub use greedy::greedy;
+pub use greedy::{greedy, greedy_attended};
 pub use sample::{Sampled, sample};
 
 /// `[vocab]` additive mask: `-inf` on tokens a caption may never contain.

@@ -50,7 +50,10 @@ pub fn sample<B: Backend, M: CaptionModel<B>>(
     };
     decode_steps(model, images, max_len, suppress_unk, draw_rows)
         .into_iter()
-        .map(|(tokens, ended)| Sampled { tokens, ended })
+        .map(|written| Sampled {
+            tokens: written.tokens,
+            ended: written.ended,
+        })
         .collect()
 }
 

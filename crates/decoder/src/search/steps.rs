@@ -9,8 +9,18 @@ use contracts::vocab::{END, START};
 use super::{banned_tokens_mask, int_tensor};
 use crate::model::{CaptionModel, DecodeState, Images};
 
-/// Each image's word ids (without `<start>`/`<end>`, at most `max_len`) and whether it
-/// ended with `<end>`. `choose` turns a step's `[rows, vocab]` log-probabilities, banned
+/// A caption as decoding wrote it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct Written {
+    /// Word ids, without `<start>`/`<end>`.
+    pub tokens: Vec<u32>,
+    /// Whether it ended with `<end>` (else it ran into `max_len`).
+    pub ended: bool,
+    /// For a model with attention, where it looked for each word (`[regions]` each).
+    pub attention: Vec<Vec<f32>>,
+}
+
+/// Each image's caption, at most `max_len` words. `choose` turns a step's `[rows, vocab]` log-probabilities, banned
 /// tokens already at `-inf`, into one token per row. `<pad>` and `<start>` are banned, and
 /// `<unk>` with `suppress_unk`.
 pub(super) fn decode_steps<B: Backend, M: CaptionModel<B>>(
@@ -19,10 +29,10 @@ pub(super) fn decode_steps<B: Backend, M: CaptionModel<B>>(
     max_len: usize,
     suppress_unk: bool,
     mut choose: impl FnMut(Tensor<B, 2>) -> Vec<u32>,
-) -> Vec<(Vec<u32>, bool)> {
+) -> Vec<Written> {
     let batch = images.len();
     let device = images.pooled.device();
-    let mut captions = vec![(Vec::new(), false); batch];
+    let mut captions = vec![Written::default(); batch];
     if batch == 0 || max_len == 0 {
         return captions;
     }
@@ -37,13 +47,17 @@ pub(super) fn decode_steps<B: Backend, M: CaptionModel<B>>(
         let (log_probs, next) = model.step(tokens, state);
         state = next;
         let chosen = choose(log_probs + banned.clone());
+        let attention = state.attention().map(host_rows);
         let mut keep = Vec::with_capacity(active.len());
         for (row, (&caption, &token)) in active.iter().zip(&chosen).enumerate() {
             if token == END {
-                captions[caption].1 = true;
+                captions[caption].ended = true;
                 continue;
             }
-            captions[caption].0.push(token);
+            captions[caption].tokens.push(token);
+            if let Some(attention) = &attention {
+                captions[caption].attention.push(attention[row].clone());
+            }
             keep.push(row);
         }
         if keep.is_empty() {
@@ -57,4 +71,15 @@ pub(super) fn decode_steps<B: Backend, M: CaptionModel<B>>(
         tokens = int_tensor::<B>(&next_tokens, &device);
     }
     captions
+}
+
+/// `[rows, n]` -> one `Vec` per row, on the host.
+pub(super) fn host_rows<B: Backend>(values: Tensor<B, 2>) -> Vec<Vec<f32>> {
+    let [_, n] = values.dims();
+    let flat: Vec<f32> = values
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .unwrap_or_default();
+    flat.chunks(n.max(1)).map(<[f32]>::to_vec).collect()
 }

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""PyTorch reference for the attention trainer benchmark (the attention decoder's training steps).
+
+The same caption model as the attention decoder (Xu et al. 2015 soft attention): a 7x7 grid of
+2048-channel features per image standardised with constant per-channel mean/std, h0/c0 from
+Linear 2048->512 + tanh of the grid mean, additive attention of dimension 256 (grid projection
+computed once per batch, state projection per step), a sigmoid gate Linear 512->2048 on the
+context, an LSTMCell 256+2048->512 unrolled over every step with teacher forcing, dropout ->
+Linear 512->8000 on h. The same batches as scripts/bench_trainer.py (Flickr8k-sized random data:
+30,000 captions, vocabulary 8,000, lengths up to 34 tokens, sorted into length buckets of 64
+captions), masked cross-entropy plus the doubly stochastic regulariser (weight 1), Adam with
+epsilon 1e-8, gradient-norm clipping at 5, CPU with 2 threads. Prints training captions/s.
+
+Usage: python3 scripts/bench_attention.py [--steps 10] [--warmup 2] [--threads 2]
+Exits 0 with a message when torch is not installed.
+"""
+
+import argparse
+import random
+import resource
+import sys
+import time
+
+try:
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+except ImportError:
+    print("torch is not installed: skipping the PyTorch reference (pip install torch)")
+    sys.exit(0)
+
+FEATURE_DIM, REGIONS, EMBED, HIDDEN, ATTENTION, VOCAB, BATCH = 2048, 49, 256, 512, 256, 8000, 64
+CAPTIONS, MAX_TOKENS = 30_000, 34
+GRID_MEAN, GRID_STD, ATTENTION_REG = 0.5, 0.29, 1.0
+
+
+class AttentionModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("grid_mean", torch.full((FEATURE_DIM,), GRID_MEAN))
+        self.register_buffer("grid_std", torch.full((FEATURE_DIM,), GRID_STD))
+        self.embedding = nn.Embedding(VOCAB, EMBED)
+        self.encoder_att = nn.Linear(FEATURE_DIM, ATTENTION)
+        self.decoder_att = nn.Linear(HIDDEN, ATTENTION)
+        self.full_att = nn.Linear(ATTENTION, 1)
+        self.init_h = nn.Linear(FEATURE_DIM, HIDDEN)
+        self.init_c = nn.Linear(FEATURE_DIM, HIDDEN)
+        self.f_beta = nn.Linear(HIDDEN, FEATURE_DIM)
+        self.lstm = nn.LSTMCell(EMBED + FEATURE_DIM, HIDDEN)
+        self.output = nn.Linear(HIDDEN, VOCAB)
+        self.dropout = nn.Dropout(0.5)
+
+    def forward(self, grid, inputs):
+        # grid [B, R, F], inputs [B, T] (<start> w1 .. wn) -> logits [B, T, V], alphas [B, T, R]
+        grid = (grid - self.grid_mean) / self.grid_std
+        mean = grid.mean(dim=1)
+        h, c = torch.tanh(self.init_h(mean)), torch.tanh(self.init_c(mean))
+        enc = self.encoder_att(grid)  # [B, R, A], once per batch
+        embedded = self.embedding(inputs)
+        hs, alphas = [], []
+        for t in range(inputs.shape[1]):
+            e = self.full_att(torch.tanh(enc + self.decoder_att(h).unsqueeze(1))).squeeze(2)
+            alpha = torch.softmax(e, dim=1)
+            context = torch.bmm(alpha.unsqueeze(1), grid).squeeze(1)  # [B, F]
+            z = torch.sigmoid(self.f_beta(h)) * context
+            h, c = self.lstm(torch.cat([embedded[:, t], z], dim=1), (h, c))
+            hs.append(h)
+            alphas.append(alpha)
+        logits = self.output(self.dropout(torch.stack(hs, dim=1)))
+        return logits, torch.stack(alphas, dim=1)
+
+
+def caption_lengths(rng):
+    """Token counts (with <start>/<end>) shaped like Flickr8k's: mostly 8-18, a tail to 34."""
+    return [min(MAX_TOKENS, max(4, int(rng.gauss(13, 4)))) for _ in range(CAPTIONS)]
+
+
+def batches(rng, lengths):
+    """Captions sorted by length, cut into batches of 64, batch order shuffled."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], rng.random()))
+    chunks = [order[i:i + BATCH] for i in range(0, len(order), BATCH)]
+    rng.shuffle(chunks)
+    return chunks
+
+
+def attention_loss(logits, alphas, inputs, targets):
+    """Masked cross-entropy over the real targets plus the doubly stochastic regulariser:
+    mean over captions and regions of (1 - sum over the real input steps of alpha)^2.
+
+    `inputs` are PAD after a caption's last input (`<end>` is never an input, as in
+    crates/decoder's TeacherBatch), so the input mask is the target mask."""
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=0)
+    mask = (inputs != 0).to(alphas.dtype).unsqueeze(2)  # [B, T, 1]
+    reg = ((1.0 - (alphas * mask).sum(dim=1)) ** 2).mean()
+    return ce, reg
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    rng = random.Random(0)
+
+    lengths = caption_lengths(rng)
+    plan = batches(rng, lengths)[: args.warmup + args.steps]
+    model = AttentionModel()
+    model.train()
+    optim = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-8)
+
+    captions = 0
+    start = None
+    for step, chunk in enumerate(plan):
+        if step == args.warmup:
+            start = time.perf_counter()
+            captions = 0
+        steps = max(lengths[i] for i in chunk) - 1
+        tokens = torch.zeros(len(chunk), steps + 1, dtype=torch.long)
+        for row, i in enumerate(chunk):
+            tokens[row, : lengths[i]] = torch.randint(4, VOCAB, (lengths[i],))
+            tokens[row, 0], tokens[row, lengths[i] - 1] = 1, 2
+        grid = torch.rand(len(chunk), REGIONS, FEATURE_DIM)
+        targets = tokens[:, 1:]
+        inputs = tokens[:, :-1].masked_fill(targets == 0, 0)  # PAD after the last input
+        logits, alphas = model(grid, inputs)
+        ce, reg = attention_loss(logits, alphas, inputs, targets)
+        loss = ce + ATTENTION_REG * reg
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optim.step()
+        captions += len(chunk)
+    seconds = time.perf_counter() - start
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(
+        f"pytorch {torch.__version__}: {captions / seconds:.1f} training captions/s "
+        f"({args.steps} steps of batch {BATCH}, {seconds / args.steps:.3f} s/step, "
+        f"{args.threads} threads, CPU), peak memory {peak_mib:.0f} MiB"
+    )
+
+
+if __name__ == "__main__":
+    main()
