@@ -29,8 +29,9 @@ except ImportError:
     print("torch is not installed: skipping the PyTorch reference (pip install torch)")
     sys.exit(0)
 
+from bench_trainer import batches, caption_lengths  # the same captions and batches
+
 FEATURE_DIM, REGIONS, EMBED, HIDDEN, ATTENTION, VOCAB, BATCH = 2048, 49, 256, 512, 256, 8000, 64
-CAPTIONS, MAX_TOKENS = 30_000, 34
 GRID_MEAN, GRID_STD, ATTENTION_REG = 0.5, 0.29, 1.0
 
 
@@ -68,19 +69,6 @@ class AttentionModel(nn.Module):
             alphas.append(alpha)
         logits = self.output(self.dropout(torch.stack(hs, dim=1)))
         return logits, torch.stack(alphas, dim=1)
-
-
-def caption_lengths(rng):
-    """Token counts (with <start>/<end>) shaped like Flickr8k's: mostly 8-18, a tail to 34."""
-    return [min(MAX_TOKENS, max(4, int(rng.gauss(13, 4)))) for _ in range(CAPTIONS)]
-
-
-def batches(rng, lengths):
-    """Captions sorted by length, cut into batches of 64, batch order shuffled."""
-    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], rng.random()))
-    chunks = [order[i:i + BATCH] for i in range(0, len(order), BATCH)]
-    rng.shuffle(chunks)
-    return chunks
 
 
 def attention_loss(logits, alphas, inputs, targets):

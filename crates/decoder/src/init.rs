@@ -79,3 +79,25 @@ impl<'a, B: Backend> Initializer<'a, B> {
         Param::initialized(ParamId::from(self.next_id), tensor)
     }
 }
+
+/// The checks every caption model's config shares: words besides the special tokens, positive
+/// sizes (`(name, value)`), a dropout probability in `[0, 1)`.
+pub(crate) fn check_sizes(
+    vocab_size: usize,
+    sizes: &[(&str, usize)],
+    dropout: f64,
+) -> Result<(), crate::DecoderError> {
+    let bad = |m: String| Err(crate::DecoderError::Config(m));
+    if vocab_size <= contracts::vocab::SPECIALS as usize {
+        return bad(format!(
+            "vocab_size {vocab_size} leaves no room for words after the 4 special tokens"
+        ));
+    }
+    if let Some((name, _)) = sizes.iter().find(|(_, value)| *value == 0) {
+        return bad(format!("{name} must be positive"));
+    }
+    if !(0.0..1.0).contains(&dropout) {
+        return bad(format!("dropout {dropout} is not in [0, 1)"));
+    }
+    Ok(())
+}

@@ -40,6 +40,19 @@ impl FeatureStats {
         accumulator.finish()
     }
 
+    /// The statistics a model stores as constants: the mean and 1 / std.
+    pub fn from_constants<B: burn::tensor::backend::Backend>(
+        mean: &burn::module::Param<burn::tensor::Tensor<B, 1>>,
+        inv_std: &burn::module::Param<burn::tensor::Tensor<B, 1>>,
+    ) -> Self {
+        let read =
+            |t: burn::tensor::Tensor<B, 1>| t.into_data().to_vec::<f32>().unwrap_or_default();
+        Self {
+            mean: read(mean.val()),
+            std: read(inv_std.val()).iter().map(|x| 1.0 / x).collect(),
+        }
+    }
+
     pub fn dim(&self) -> usize {
         self.mean.len()
     }

@@ -212,14 +212,7 @@ fn attention_figure_uri(
     let figure = models::attention_map::render(&photo, attention.grid, &words)
         .map_err(|e| tracing::warn!("report: no attention figure for {}: {e}", path.display()))
         .ok()?;
-    let mut bytes = Vec::new();
-    image::DynamicImage::ImageRgb8(figure)
-        .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Jpeg)
-        .ok()?;
-    Some(format!(
-        "data:image/jpeg;base64,{}",
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    ))
+    jpeg_data_uri(figure)
 }
 
 /// A JPEG thumbnail as a `data:` URI; `None` (with a warning) when the image cannot be read.
@@ -233,9 +226,13 @@ fn thumbnail_data_uri(path: &Path) -> Option<String> {
     };
     let height =
         (image.height() as u64 * THUMB_WIDTH as u64 / image.width().max(1) as u64).max(1) as u32;
-    let thumb = image::imageops::thumbnail(&image, THUMB_WIDTH, height);
+    jpeg_data_uri(image::imageops::thumbnail(&image, THUMB_WIDTH, height))
+}
+
+/// `image` as a JPEG `data:` URI, for a page without external files.
+fn jpeg_data_uri(image: image::RgbImage) -> Option<String> {
     let mut bytes = Vec::new();
-    image::DynamicImage::ImageRgb8(thumb)
+    image::DynamicImage::ImageRgb8(image)
         .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Jpeg)
         .ok()?;
     Some(format!(

@@ -58,28 +58,21 @@ pub struct AttentionConfig {
 
 impl AttentionConfig {
     pub fn validate(&self) -> Result<(), DecoderError> {
-        let bad = |m: String| Err(DecoderError::Config(m));
-        if self.vocab_size <= contracts::vocab::SPECIALS as usize {
-            return bad(format!(
-                "vocab_size {} leaves no room for words after the 4 special tokens",
-                self.vocab_size
-            ));
-        }
-        for (name, value) in [
-            ("feature_dim", self.feature_dim),
-            ("embed_dim", self.embed_dim),
-            ("hidden_dim", self.hidden_dim),
-            ("attention_dim", self.attention_dim),
-        ] {
-            if value == 0 {
-                return bad(format!("{name} must be positive"));
-            }
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return bad(format!("dropout {} is not in [0, 1)", self.dropout));
-        }
+        crate::init::check_sizes(
+            self.vocab_size,
+            &[
+                ("feature_dim", self.feature_dim),
+                ("embed_dim", self.embed_dim),
+                ("hidden_dim", self.hidden_dim),
+                ("attention_dim", self.attention_dim),
+            ],
+            self.dropout,
+        )?;
         if self.attention_reg.is_nan() || self.attention_reg < 0.0 {
-            return bad(format!("attention_reg {} is negative", self.attention_reg));
+            return Err(DecoderError::Config(format!(
+                "attention_reg {} is negative",
+                self.attention_reg
+            )));
         }
         Ok(())
     }
@@ -243,13 +236,7 @@ impl<B: Backend> AttentionModel<B> {
 
     /// The standardisation statistics stored in the model.
     pub fn feature_stats(&self) -> FeatureStats {
-        let read = |t: Tensor<B, 1>| t.into_data().to_vec::<f32>().unwrap_or_default();
-        let mean = read(self.feature_mean.val());
-        let std = read(self.feature_inv_std.val())
-            .iter()
-            .map(|x| 1.0 / x)
-            .collect();
-        FeatureStats { mean, std }
+        FeatureStats::from_constants(&self.feature_mean, &self.feature_inv_std)
     }
 
     /// Every tensor's shape as `config` needs it; the first mismatch as `(name, expected,
