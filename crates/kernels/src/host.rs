@@ -2,6 +2,7 @@
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
+use wide::f32x8;
 
 /// Elements per parallel work item of a pass over one large buffer.
 pub(crate) const CHUNK: usize = 1 << 16;
@@ -21,6 +22,22 @@ pub(crate) fn to_tensor<B: Backend, const D: usize>(
     device: &B::Device,
 ) -> Tensor<B, D> {
     Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+/// Applies `lanes` to `values` eight at a time and `scalar` to the rest: libm's scalar
+/// `expf` and `tanhf` took a third of the LSTM's forward pass.
+pub(crate) fn map_in_place(
+    values: &mut [f32],
+    lanes: impl Fn(f32x8) -> f32x8,
+    scalar: impl Fn(f32) -> f32,
+) {
+    let (chunks, rest) = values.as_chunks_mut::<8>();
+    for chunk in chunks {
+        *chunk = lanes(f32x8::new(*chunk)).to_array();
+    }
+    for value in rest {
+        *value = scalar(*value);
+    }
 }
 
 /// `tensor` with a contiguous memory layout (a copy only when it is a strided view).

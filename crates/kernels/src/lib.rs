@@ -10,6 +10,7 @@
 //!
 //! - [`lstm`]: a single-layer LSTM: the decoding step, and a sequence forward and backward
 //!   for training.
+//! - [`attention`]: the scores of additive attention and their gradients.
 //! - [`cross_entropy`]: softmax cross-entropy of the output layer, and the gradient of its
 //!   logits.
 //! - [`adam`]: Adam as PyTorch computes it; [`clip`]: global gradient-norm clipping.
@@ -18,6 +19,7 @@
 //! No image or I/O dependencies: burn, rayon and `wide` only.
 
 pub mod adam;
+pub mod attention;
 pub mod backend;
 pub mod clip;
 pub mod cross_entropy;

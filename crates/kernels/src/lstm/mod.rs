@@ -53,9 +53,10 @@ impl<B: Backend> LstmState<B> {
     }
 }
 
-/// Every activation of one step of the cell, each `[batch, ..]`.
+/// Every activation of one step of the cell, each `[batch, ..]`: what its backward pass
+/// ([`Cell::backward`]) reads.
 #[derive(Debug, Clone)]
-pub(crate) struct Cell<B: Backend> {
+pub struct Cell<B: Backend> {
     /// `[batch, 3 * hidden]`: the input, forget and output gates.
     pub gates: Tensor<B, 2>,
     /// `[batch, hidden]`: the candidate cell values.
@@ -63,6 +64,58 @@ pub(crate) struct Cell<B: Backend> {
     pub cell: Tensor<B, 2>,
     pub tanh_cell: Tensor<B, 2>,
     pub hidden: Tensor<B, 2>,
+}
+
+impl<B: Backend> Cell<B> {
+    /// Gradients of this step's pre-activations `[batch, 4 * hidden]` and of the previous
+    /// cell (`None` when it was the zero state), given the gradients of this step's hidden
+    /// state and, from later steps, of its cell.
+    pub fn backward(
+        &self,
+        previous_cell: Option<&Tensor<B, 2>>,
+        d_hidden: Tensor<B, 2>,
+        d_cell_later: Option<Tensor<B, 2>>,
+    ) -> (Tensor<B, 2>, Option<Tensor<B, 2>>) {
+        if is_host::<B>() {
+            fused::cell_backward(self, previous_cell, d_hidden, d_cell_later)
+        } else {
+            self.backward_tensors(previous_cell, d_hidden, d_cell_later)
+        }
+    }
+
+    /// [`Self::backward`] as tensor operations.
+    fn backward_tensors(
+        &self,
+        previous_cell: Option<&Tensor<B, 2>>,
+        d_hidden: Tensor<B, 2>,
+        d_cell_later: Option<Tensor<B, 2>>,
+    ) -> (Tensor<B, 2>, Option<Tensor<B, 2>>) {
+        let [batch, h] = d_hidden.dims();
+        let gate = |k: usize| self.gates.clone().narrow(1, k * h, h);
+        let (input_gate, forget_gate, output_gate) = (gate(0), gate(1), gate(2));
+        // h = o tanh(c_t);  c_t = f c_(t-1) + i g
+        let one_minus_tanh2 = self.tanh_cell.clone().square().neg().add_scalar(1.0);
+        let mut d_cell = d_hidden.clone() * output_gate * one_minus_tanh2;
+        if let Some(later) = d_cell_later {
+            d_cell = d_cell + later;
+        }
+        let d_output = d_hidden * self.tanh_cell.clone();
+        let d_input = d_cell.clone() * self.candidate.clone();
+        let d_candidate = d_cell.clone() * input_gate;
+        let (d_forget, d_previous) = match previous_cell {
+            Some(previous) => (
+                d_cell.clone() * previous.clone(),
+                Some(d_cell * forget_gate),
+            ),
+            None => (Tensor::zeros([batch, h], &d_output.device()), None),
+        };
+        // Through the activations: sigmoid' = s (1 - s), tanh' = 1 - g^2.
+        let gates = self.gates.clone();
+        let d_sigmoid =
+            Tensor::cat(vec![d_input, d_forget, d_output], 1) * (gates.clone() - gates.square());
+        let d_tanh = d_candidate * self.candidate.clone().square().neg().add_scalar(1.0);
+        (Tensor::cat(vec![d_sigmoid, d_tanh], 1), d_previous)
+    }
 }
 
 /// A training sequence's activations, kept by [`Lstm::run_sequence_for_backward`] for
@@ -101,8 +154,17 @@ impl<B: Backend> Lstm<B> {
     }
 
     /// The cell on all gate pre-activations `[batch, 4 * hidden]`; `previous_cell` is `None`
-    /// for the zero initial state.
-    pub(crate) fn cell(pre: Tensor<B, 2>, previous_cell: Option<Tensor<B, 2>>) -> Cell<B> {
+    /// for the zero initial state. On the CPU one fused pass ([`fused`]).
+    pub fn cell(pre: Tensor<B, 2>, previous_cell: Option<Tensor<B, 2>>) -> Cell<B> {
+        if is_host::<B>() {
+            fused::cell(pre, previous_cell)
+        } else {
+            Self::cell_tensors(pre, previous_cell)
+        }
+    }
+
+    /// [`Self::cell`] as tensor operations.
+    fn cell_tensors(pre: Tensor<B, 2>, previous_cell: Option<Tensor<B, 2>>) -> Cell<B> {
         let hidden_dim = pre.dims()[1] / 4;
         let gates = sigmoid(pre.clone().narrow(1, 0, 3 * hidden_dim));
         let candidate = pre.narrow(1, 3 * hidden_dim, hidden_dim).tanh();

@@ -60,36 +60,14 @@ pub(crate) fn backward<B: Backend>(
     let mut d_hidden_next: Option<Tensor<B, 2>> = None;
     let mut d_cell_next: Option<Tensor<B, 2>> = None;
     for t in (0..steps).rev() {
-        let cell = &run.cells[t];
         let mut d_h = d_hidden.clone().narrow(0, t, 1).reshape([batch, h]);
         if let Some(next) = d_hidden_next.take() {
             d_h = d_h + next;
         }
-        let gate = |k: usize| cell.gates.clone().narrow(1, k * h, h);
-        let (input_gate, forget_gate, output_gate) = (gate(0), gate(1), gate(2));
-        // h = o tanh(c_t);  c_t = f c_(t-1) + i g
-        let one_minus_tanh2 = cell.tanh_cell.clone().square().neg().add_scalar(1.0);
-        let mut d_cell = d_h.clone() * output_gate * one_minus_tanh2;
-        if let Some(next) = d_cell_next.take() {
-            d_cell = d_cell + next;
-        }
-        let d_output = d_h * cell.tanh_cell.clone();
-        let d_input = d_cell.clone() * cell.candidate.clone();
-        let d_candidate = d_cell.clone() * input_gate;
-        let d_forget = match t {
-            0 => Tensor::zeros([batch, h], &device),
-            _ => d_cell.clone() * run.cells[t - 1].cell.clone(),
-        };
-        if t > 0 {
-            d_cell_next = Some(d_cell * forget_gate);
-        }
-        // Through the activations: sigmoid' = s (1 - s), tanh' = 1 - g^2.
-        let gates = cell.gates.clone();
-        let d_sigmoid =
-            Tensor::cat(vec![d_input, d_forget, d_output], 1) * (gates.clone() - gates.square());
-        let d_tanh = d_candidate * cell.candidate.clone().square().neg().add_scalar(1.0);
+        let previous_cell = t.checked_sub(1).map(|p| &run.cells[p].cell);
         // [batch, 4H]
-        let d_step = Tensor::cat(vec![d_sigmoid, d_tanh], 1);
+        let (d_step, d_cell) = run.cells[t].backward(previous_cell, d_h, d_cell_next.take());
+        d_cell_next = d_cell;
         if t > 0 {
             d_hidden_next = Some(d_step.clone().matmul(hidden_weight_t.clone()));
         }
