@@ -5,12 +5,14 @@
 //! through autodiff, which would allocate several `[tokens, vocab]` tensors.
 
 use burn::nn::Linear;
-use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
+use burn::tensor::{IndexingUpdateOp, Tensor};
 use kernels::cross_entropy::{self, Logits};
 use kernels::matmul::matmul_row_blocks;
+use rand::RngCore;
 
 use crate::TeacherBatch;
+use crate::dropout::dropout_mask;
 
 /// The output layer's logits over `hidden` rows (`[tokens, hidden]`, the scored positions of
 /// `batch`); `image` is the image part's input `[batch, embed]` (merge model).
@@ -87,5 +89,38 @@ pub(crate) fn head<B: Backend>(
         hidden: d_hidden,
         image: d_image,
     };
+    (loss, grads)
+}
+
+/// [`head`] over every input position's hidden state (`[steps * batch, hidden]`, time-major):
+/// keeps `batch`'s scored rows, applies dropout `p` with a mask drawn from `rng`, and returns
+/// `HeadGrads::hidden` for every position again (zero where nothing is scored).
+pub(crate) fn scored_head<B: Backend>(
+    output: &Linear<B>,
+    output_image: Option<&Linear<B>>,
+    hidden: Tensor<B, 2>,
+    image: Option<Tensor<B, 2>>,
+    batch: &TeacherBatch<B>,
+    p: f64,
+    rng: Option<&mut (dyn RngCore + '_)>,
+) -> (Tensor<B, 1>, HeadGrads<B>) {
+    let [positions, hidden_dim] = hidden.dims();
+    let mut rows = match &batch.rows {
+        Some(index) => hidden.select(0, index.clone()),
+        None => hidden,
+    };
+    // [tokens, hidden]
+    let mask = rng.and_then(|rng| dropout_mask::<B, 2>(rows.shape(), p, rng, &rows.device()));
+    if let Some(mask) = &mask {
+        rows = rows * mask.clone();
+    }
+    let (loss, mut grads) = head(output, output_image, rows, image, batch);
+    if let Some(mask) = mask {
+        grads.hidden = grads.hidden * mask;
+    }
+    if let Some(index) = &batch.rows {
+        let zeros = Tensor::zeros([positions, hidden_dim], &grads.hidden.device());
+        grads.hidden = zeros.select_assign(0, index.clone(), grads.hidden, IndexingUpdateOp::Add);
+    }
     (loss, grads)
 }

@@ -29,6 +29,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
+mod recurrence;
 pub mod training;
 
 use kernels::lstm::{Lstm, LstmState};
@@ -212,6 +213,26 @@ impl<B: Backend> DecodeState<B> for AttentionState<B> {
     }
 }
 
+/// One step's attention for a state: every value its backward pass reads.
+#[derive(Debug, Clone)]
+pub(crate) struct Attended<B: Backend> {
+    /// `[batch, regions, attention_dim]`: `tanh(W_a a_r + U_a h)`, the scores' input.
+    pub layer: Tensor<B, 3>,
+    /// `[batch, regions]`: the attention weights.
+    pub alpha: Tensor<B, 2>,
+    /// `[batch, feature_dim]`: the context before the gate.
+    pub context: Tensor<B, 2>,
+    /// `[batch, feature_dim]`: the gate.
+    pub beta: Tensor<B, 2>,
+}
+
+impl<B: Backend> Attended<B> {
+    /// The gated context, the LSTM's input beside the word.
+    pub fn gated(&self) -> Tensor<B, 2> {
+        self.beta.clone() * self.context.clone()
+    }
+}
+
 /// One step's outputs before the vocabulary layer.
 pub(crate) struct Step<B: Backend> {
     pub lstm: LstmState<B>,
@@ -324,22 +345,42 @@ impl<B: Backend> AttentionModel<B> {
         (Regions { grid, projected }, lstm)
     }
 
-    /// The attention weights `[batch, regions]` and the gated context `[batch, feature_dim]`
-    /// for state `hidden`.
-    pub(crate) fn attend(
+    /// `[attention_dim]`: the score layer's weights as one vector.
+    pub(crate) fn score_weight(&self) -> Tensor<B, 1> {
+        let [dim, _] = self.score.weight.dims();
+        self.score.weight.val().reshape([dim])
+    }
+
+    /// `[1]`: the score layer's bias (zero if it has none).
+    fn score_bias(&self) -> Tensor<B, 1> {
+        match &self.score.bias {
+            Some(bias) => bias.val(),
+            None => Tensor::zeros([1], &self.score.weight.device()),
+        }
+    }
+
+    /// The attention and the gate for state `hidden` (`[batch, hidden]`).
+    pub(crate) fn attend(&self, regions: &Regions<B>, hidden: Tensor<B, 2>) -> Attended<B> {
+        let state = self.state_attention.forward(hidden.clone());
+        self.attend_projected(regions, state, self.gate.forward(hidden))
+    }
+
+    /// [`Self::attend`] from the state's two projections, biases included: `state`
+    /// (`[batch, attention_dim]`, the attention's side) and `gate` (`[batch, feature_dim]`,
+    /// before the sigmoid).
+    pub(crate) fn attend_projected(
         &self,
         regions: &Regions<B>,
-        hidden: Tensor<B, 2>,
-    ) -> (Tensor<B, 2>, Tensor<B, 2>) {
-        let [batch, count, channels] = regions.grid.dims();
-        let state = self
-            .state_attention
-            .forward(hidden.clone())
-            .unsqueeze_dim(1);
-        let scores = self
-            .score
-            .forward((regions.projected.clone() + state).tanh())
-            .reshape([batch, count]);
+        state: Tensor<B, 2>,
+        gate: Tensor<B, 2>,
+    ) -> Attended<B> {
+        let [batch, _, channels] = regions.grid.dims();
+        let (layer, scores) = kernels::attention::scores(
+            regions.projected.clone(),
+            state,
+            self.score_weight(),
+            self.score_bias(),
+        );
         let alpha = softmax(scores, 1);
         // [batch, 1, regions] x [batch, regions, channels]
         let context = alpha
@@ -347,8 +388,13 @@ impl<B: Backend> AttentionModel<B> {
             .unsqueeze_dim::<3>(1)
             .matmul(regions.grid.clone())
             .reshape([batch, channels]);
-        let beta = sigmoid(self.gate.forward(hidden));
-        (alpha, beta * context)
+        let beta = sigmoid(gate);
+        Attended {
+            layer,
+            alpha,
+            context,
+            beta,
+        }
     }
 
     /// One step from word-side LSTM pre-activations `[batch, 4 * hidden]` (see
@@ -359,12 +405,15 @@ impl<B: Backend> AttentionModel<B> {
         word_part: Tensor<B, 2>,
         state: LstmState<B>,
     ) -> Step<B> {
-        let (alpha, context) = self.attend(regions, state.hidden.clone());
+        let attended = self.attend(regions, state.hidden.clone());
         let lstm = self.lstm.step_projected(
-            word_part + context.matmul(self.context_weight.val()),
+            word_part + attended.gated().matmul(self.context_weight.val()),
             Some(state),
         );
-        Step { lstm, alpha }
+        Step {
+            lstm,
+            alpha: attended.alpha,
+        }
     }
 
     /// Word-side LSTM pre-activations of `tokens` (`[steps, batch]`), bias included:

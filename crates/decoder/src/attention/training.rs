@@ -1,11 +1,12 @@
-//! The attention model's training loss and gradients: autodiff through the attention and the
-//! LSTM steps, the fused cross-entropy kernel for the vocabulary layer ([`crate::output`]),
-//! joined by a surrogate. With `dH` the gradient of the mean cross-entropy with respect to the
-//! scored hidden rows `H` (after dropout), `sum(H * dH) + regulariser` has the gradients of
-//! `cross-entropy + regulariser` for every weight before the vocabulary layer; the layer's own
-//! gradients come from the kernel. [`AttentionModel::reference_objective`] is the same
-//! objective through autodiff alone, what `tests/gradients.rs` checks this against, with
-//! dropout on.
+//! The attention model's training loss and gradients: autodiff for the front of the network
+//! (the grid's projection, the initial state, the word side of the LSTM), a hand-written
+//! backward pass through the steps ([`super::recurrence`]) and the fused cross-entropy kernel
+//! for the vocabulary layer ([`crate::output`]).
+//!
+//! The halves are joined by a surrogate: with `dX` the gradient of the loss with respect to
+//! each front output `X`, `sum over X of sum(X * dX)` has exactly the front's gradients.
+//! [`AttentionModel::reference_objective`] is the same objective through autodiff alone, what
+//! `tests/attention.rs` checks this against, with dropout on.
 
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
@@ -14,12 +15,15 @@ use burn::tensor::{Int, Tensor};
 use contracts::vocab::PAD;
 use rand::RngCore;
 
-use super::{AttentionModel, grid_of};
+use burn::nn::Linear;
+use kernels::lstm::LstmState;
+
+use super::{AttentionModel, Regions, grid_of, recurrence};
 use crate::TeacherBatch;
 use crate::dropout::dropout;
 use crate::merge::cross_entropy;
 use crate::model::{Images, Trainable};
-use crate::output::head;
+use crate::output::scored_head;
 
 /// `weight * mean over captions and regions of (1 - sum_t alpha_t)^2`, the sum over each
 /// caption's own steps: `alphas` `[steps, batch, regions]`, `inputs` `[steps, batch]` (`PAD`
@@ -77,15 +81,63 @@ impl<B: AutodiffBackend> Trainable<B> for AttentionModel<B> {
         batch: &TeacherBatch<B>,
         rng: Option<&mut (dyn RngCore + '_)>,
     ) -> (Tensor<B::InnerBackend, 1>, GradientsParams) {
-        let (rows, regulariser) = self.scored_rows(images, batch, rng);
-        let output = self.output.valid();
-        let (loss, grads) = head(&output, None, rows.clone().inner(), None, &batch.inner());
-        let surrogate = (rows * Tensor::from_inner(grads.hidden)).sum() + regulariser;
+        // Autodiff side: the grid's projection, the initial state, the word side of the LSTM.
+        let (regions, initial) = self.begin(grid_of(images));
+        let words = self.word_part(batch.inputs.clone());
+
+        // Plain side: the steps and the vocabulary layer with their hand-written gradients.
+        let model = self.valid();
+        let inner = batch.inner();
+        let mask = inner.inputs.clone().not_equal_elem(i64::from(PAD)).float();
+        let (hidden, run) = recurrence::run(
+            &model,
+            Regions {
+                grid: regions.grid.clone().inner(),
+                projected: regions.projected.clone().inner(),
+            },
+            LstmState {
+                hidden: initial.hidden.clone().inner(),
+                cell: initial.cell.clone().inner(),
+            },
+            words.clone().inner(),
+            mask,
+        );
+        let (loss, head_grads) =
+            scored_head(&model.output, None, hidden, None, &inner, self.dropout, rng);
+        let grads = recurrence::backward(&model, run, head_grads.hidden, self.attention_reg);
+
+        // The surrogate carries the inputs' gradients into the autodiff graph.
+        let surrogate = (regions.projected * Tensor::from_inner(grads.projected)).sum()
+            + (initial.hidden * Tensor::from_inner(grads.initial.hidden)).sum()
+            + (initial.cell * Tensor::from_inner(grads.initial.cell)).sum()
+            + (words * Tensor::from_inner(grads.word_part)).sum();
         let mut params = GradientsParams::from_grads(surrogate.backward(), self);
-        params.register(self.output.weight.id, grads.output_weight);
-        if let Some(bias) = &self.output.bias {
-            params.register(bias.id, grads.output_bias);
+        let linear = |layer: &Linear<B>| {
+            let bias = layer
+                .bias
+                .as_ref()
+                .expect("the attention layers have biases");
+            (layer.weight.id, bias.id)
+        };
+        for ((weight_id, bias_id), weight, bias) in [
+            (
+                linear(&self.state_attention),
+                grads.state_attention_weight,
+                grads.state_attention_bias,
+            ),
+            (linear(&self.score), grads.score_weight, grads.score_bias),
+            (linear(&self.gate), grads.gate_weight, grads.gate_bias),
+            (
+                linear(&self.output),
+                head_grads.output_weight,
+                head_grads.output_bias,
+            ),
+        ] {
+            params.register(weight_id, weight);
+            params.register(bias_id, bias);
         }
+        params.register(self.lstm.hidden_weight.id, grads.hidden_weight);
+        params.register(self.context_weight.id, grads.context_weight);
         (loss, params)
     }
 }

@@ -16,16 +16,16 @@
 
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{IndexingUpdateOp, Tensor};
 use kernels::contiguous;
 use rand::RngCore;
 
 use super::MergeModel;
 use crate::TeacherBatch;
-use crate::dropout::{dropout, dropout_mask};
+use crate::dropout::dropout;
 use crate::model::{Images, Trainable};
-use crate::output::head;
+use crate::output::scored_head;
 
 impl<B: AutodiffBackend> Trainable<B> for MergeModel<B> {
     fn loss_and_grads(
@@ -52,43 +52,25 @@ impl<B: AutodiffBackend> Trainable<B> for MergeModel<B> {
         let (hidden, run) = lstm.run_sequence_for_backward(inputs.clone().inner());
         let hidden_dim = lstm.hidden_dim();
         // [steps * batch, hidden]: the word steps' outputs (the image step's is not scored).
-        let mut rows = hidden
+        let rows = hidden
             .narrow(0, 1, steps)
             .reshape([steps * batch_size, hidden_dim]);
-        let inner = batch.inner();
-        if let Some(index) = &inner.rows {
-            rows = rows.select(0, index.clone());
-        }
-        // [tokens, hidden]
-        let mask = rng.and_then(|rng| {
-            dropout_mask::<B::InnerBackend, 2>(rows.shape(), p, rng, &rows.device())
-        });
-        if let Some(mask) = &mask {
-            rows = rows * mask.clone();
-        }
         let output = model.output.valid();
         let output_image = model.output_image.as_ref().map(AutodiffModule::valid);
-        let (loss, head_grads) = head(
+        let (loss, head_grads) = scored_head(
             &output,
             output_image.as_ref(),
             rows,
             image_out.clone().map(Tensor::inner),
-            &inner,
+            &batch.inner(),
+            p,
+            rng,
         );
-
-        // Back through the dropout and the row selection to [steps + 1, batch, hidden].
-        let mut d_rows = head_grads.hidden;
-        if let Some(mask) = mask {
-            d_rows = d_rows * mask;
-        }
-        if let Some(index) = inner.rows {
-            let zeros = Tensor::zeros([steps * batch_size, hidden_dim], &d_rows.device());
-            d_rows = zeros.select_assign(0, index, d_rows, IndexingUpdateOp::Add);
-        }
+        // [steps + 1, batch, hidden], the image step's zero.
         let d_hidden = Tensor::cat(
             vec![
-                Tensor::zeros([1, batch_size, hidden_dim], &d_rows.device()),
-                d_rows.reshape([steps, batch_size, hidden_dim]),
+                Tensor::zeros([1, batch_size, hidden_dim], &head_grads.hidden.device()),
+                head_grads.hidden.reshape([steps, batch_size, hidden_dim]),
             ],
             0,
         );
