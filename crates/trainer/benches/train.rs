@@ -18,6 +18,7 @@ use trainer::bench::{AttentionBenchTask, BenchOptions, BenchTask, synthetic_data
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
+    trainer::allocator::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let value = |flag: &str| {
         args.iter()

@@ -12,8 +12,10 @@
 //! - [`state`]: what survives between epochs and runs; [`checkpoint`]: what a checkpoint
 //!   records and the checks before resuming one.
 //! - [`report`]: `metrics.csv` and `loss.svg`.
+//! - [`allocator`]: the one mimalloc setting training wants.
 //! - [`bench`](mod@bench): training throughput on Flickr8k-sized random data (`cargo bench -p trainer`).
 
+pub mod allocator;
 pub mod bench;
 pub mod checkpoint;
 pub mod data;

@@ -14,7 +14,8 @@ use contracts::PipelineConfig;
 use contracts::config::Override;
 
 // burn's CPU training allocates and frees large tensors at every step: mimalloc makes a step
-// about 2.5x faster than glibc's allocator here.
+// about 2.5x faster than glibc's allocator here, and faster again when it keeps freed memory
+// (`trainer::allocator`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -46,6 +47,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    trainer::allocator::keep_freed_memory();
     let cli = Cli::parse();
     let flags = [
         Override::flag("--epochs", "trainer.epochs", cli.epochs),
