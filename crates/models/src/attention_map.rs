@@ -4,11 +4,9 @@
 //! word with that word's attention map laid over the photo, so a reader can
 //! check where the model looked when it chose each word.
 
-use std::ffi::OsString;
 use std::fmt;
-use std::fs;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::Path;
 
 use font8x8::legacy::BASIC_LEGACY;
 use image::{ImageFormat, Rgb, RgbImage};
@@ -58,8 +56,8 @@ pub enum AttentionMapError {
     },
     /// The PNG encoder rejected the figure.
     Encode(image::ImageError),
-    /// Writing or renaming the file failed; `path` is the figure's destination.
-    Io { path: PathBuf, source: io::Error },
+    /// Writing the file failed.
+    Write(contracts::ContractError),
 }
 
 impl fmt::Display for AttentionMapError {
@@ -84,13 +82,7 @@ impl fmt::Display for AttentionMapError {
                 h * w
             ),
             Self::Encode(source) => write!(f, "cannot encode attention figure as PNG: {source}"),
-            Self::Io { path, source } => {
-                write!(
-                    f,
-                    "cannot write attention figure {}: {source}",
-                    path.display()
-                )
-            }
+            Self::Write(source) => write!(f, "cannot write attention figure {source}"),
         }
     }
 }
@@ -99,7 +91,7 @@ impl std::error::Error for AttentionMapError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Encode(source) => Some(source),
-            Self::Io { source, .. } => Some(source),
+            // A write error's message already carries the OS reason.
             _ => None,
         }
     }
@@ -125,23 +117,13 @@ pub fn render(
     Ok(figure)
 }
 
-/// Writes `figure` as a PNG via a temporary file in the same folder and a
-/// rename, so a reader never sees a half-written figure at `path`.
+/// Writes `figure` as a PNG, whole or not at all ([`contracts::atomic`]).
 pub fn save_png(figure: &RgbImage, path: &Path) -> Result<(), AttentionMapError> {
     let mut png = Vec::new();
     figure
         .write_to(&mut io::Cursor::new(&mut png), ImageFormat::Png)
         .map_err(AttentionMapError::Encode)?;
-    let io_error = |source| AttentionMapError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let tmp = temp_path(path).map_err(io_error)?;
-    write_then_rename(&png, &tmp, path).map_err(|source| {
-        // Best effort: the write error is what the caller needs to see.
-        let _ = fs::remove_file(&tmp);
-        io_error(source)
-    })
+    contracts::atomic::write_atomically(path, &png).map_err(AttentionMapError::Write)
 }
 
 /// Checks everything up front so a bad word fails before any drawing.
@@ -329,27 +311,11 @@ fn fill_square(figure: &mut RgbImage, x: u32, y: u32) {
 
 /// A sibling name for the temporary file, so the final rename stays on one
 /// filesystem and is atomic; the process id keeps concurrent writers apart.
-fn temp_path(path: &Path) -> io::Result<PathBuf> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path does not name a file"))?;
-    let mut tmp = OsString::from(".");
-    tmp.push(name);
-    tmp.push(format!(".{}.tmp", std::process::id()));
-    Ok(path.with_file_name(tmp))
-}
-
-fn write_then_rename(bytes: &[u8], tmp: &Path, path: &Path) -> io::Result<()> {
-    let mut file = fs::File::create(tmp)?;
-    file.write_all(bytes)?;
-    // Flush to disk first, or a crash after the rename could leave an empty file.
-    file.sync_all()?;
-    fs::rename(tmp, path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::path::PathBuf;
 
     const PHOTO: u32 = 224;
     const GRID: (usize, usize) = (7, 7);
@@ -530,13 +496,18 @@ mod tests {
     }
 
     #[test]
-    fn save_png_into_missing_folder_names_the_path() {
-        let path = Path::new("/nonexistent-attention-map-dir/figure.png");
-        let err = save_png(&RgbImage::new(4, 4), path).unwrap_err();
+    fn save_png_below_a_file_names_the_path() {
+        let dir = scratch_dir("below-file");
+        fs::write(dir.join("photo"), b"").unwrap();
+        let path = dir.join("photo/figure.png");
+        let err = save_png(&RgbImage::new(4, 4), &path).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "cannot write attention figure /nonexistent-attention-map-dir/figure.png: \
-             No such file or directory (os error 2)"
+            format!(
+                "cannot write attention figure {}: File exists (os error 17)",
+                path.display()
+            )
         );
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
