@@ -1,11 +1,15 @@
-//! The scores of additive attention, `e_br = w . tanh(P_br + s_b) + c`, and their gradients:
-//! `P` the regions' side (`[batch, regions, dim]`, computed once per batch), `s` the state's
-//! side (`[batch, dim]`, once per step).
+//! Additive attention's two per-step passes over a batch's regions, and their gradients:
+//!
+//! - the scores `e_br = w . tanh(P_br + s_b) + c` ([`scores`]), `P` the regions' side
+//!   (`[batch, regions, dim]`, computed once per batch), `s` the state's side (`[batch, dim]`);
+//! - the gated context `sigmoid(gate_b) * sum_r alpha_br a_br` over the grid `a`
+//!   (`[batch, regions, feature]`, [`gated_context`]).
 //!
 //! As tensor operations the broadcast add and the tanh over `[batch, regions, dim]` took 25-55
 //! ms of a step here (800k values, strided single-threaded passes with scalar `tanhf`), over
-//! half of the attention model's forward step; the backward pass had as many such passes. On
-//! the CPU both are one multi-threaded pass per caption here.
+//! half of the attention model's forward step; the context was a batched product of one row
+//! per caption and four elementwise passes. On the CPU each is one multi-threaded pass per
+//! caption here, reading the grid where it lies.
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
@@ -13,7 +17,7 @@ use rayon::prelude::*;
 use wide::f32x8;
 
 use crate::backend::is_host;
-use crate::host::{host_vec, map_in_place, to_tensor};
+use crate::host::{host_vec, map_in_place, sigmoid, sigmoid_lanes, to_tensor, with_values};
 
 /// The scores' input `tanh(P + s)` (`[batch, regions, dim]`, what [`scores_backward`] reads)
 /// and the scores `[batch, regions]`, for `weight` `[dim]` and `bias` `[1]`.
@@ -75,7 +79,7 @@ pub struct ScoreGrads<B: Backend> {
 /// its `layer`; this step's gradient of `P` is added to `d_projected`, where the steps of a
 /// sequence accumulate theirs.
 pub fn scores_backward<B: Backend>(
-    layer: Tensor<B, 3>,
+    layer: &Tensor<B, 3>,
     d_scores: Tensor<B, 2>,
     weight: Tensor<B, 1>,
     d_projected: Tensor<B, 3>,
@@ -89,6 +93,7 @@ pub fn scores_backward<B: Backend>(
             projected: d_projected + d_inside.clone(),
             state: d_inside.sum_dim(1).reshape([batch, dim]),
             weight: layer
+                .clone()
                 .reshape([batch * regions, dim])
                 .transpose()
                 .matmul(d_scores.clone().reshape([batch * regions, 1]))
@@ -97,33 +102,35 @@ pub fn scores_backward<B: Backend>(
         };
     }
     let device = layer.device();
-    let (layer, d_scores, weight) = (host_vec(layer), host_vec(d_scores), host_vec(weight));
+    let (d_scores, weight) = (host_vec(d_scores), host_vec(weight));
     let mut d_projected = host_vec(d_projected);
     let mut d_state = vec![0.0f32; batch * dim];
     // Per caption: its part of the weight's gradient, summed after.
-    let d_weights: Vec<Vec<f32>> = d_projected
-        .par_chunks_mut(regions * dim)
-        .zip(d_state.par_chunks_mut(dim))
-        .zip(layer.par_chunks(regions * dim))
-        .zip(d_scores.par_chunks(regions))
-        .map(|(((d_rows, d_state), rows), d_scores)| {
-            let mut d_weight = vec![0.0f32; dim];
-            for ((d_row, row), &d_e) in d_rows
-                .chunks_exact_mut(dim)
-                .zip(rows.chunks_exact(dim))
-                .zip(d_scores)
-            {
-                for a in 0..dim {
-                    let l = row[a];
-                    let d_inside = d_e * weight[a] * (1.0 - l * l);
-                    d_row[a] += d_inside;
-                    d_state[a] += d_inside;
-                    d_weight[a] += d_e * l;
+    let d_weights: Vec<Vec<f32>> = with_values(layer, |layer| {
+        d_projected
+            .par_chunks_mut(regions * dim)
+            .zip(d_state.par_chunks_mut(dim))
+            .zip(layer.par_chunks(regions * dim))
+            .zip(d_scores.par_chunks(regions))
+            .map(|(((d_rows, d_state), rows), d_scores)| {
+                let mut d_weight = vec![0.0f32; dim];
+                for ((d_row, row), &d_e) in d_rows
+                    .chunks_exact_mut(dim)
+                    .zip(rows.chunks_exact(dim))
+                    .zip(d_scores)
+                {
+                    for a in 0..dim {
+                        let l = row[a];
+                        let d_inside = d_e * weight[a] * (1.0 - l * l);
+                        d_row[a] += d_inside;
+                        d_state[a] += d_inside;
+                        d_weight[a] += d_e * l;
+                    }
                 }
-            }
-            d_weight
-        })
-        .collect();
+                d_weight
+            })
+            .collect()
+    });
     let mut d_weight = vec![0.0f32; dim];
     for part in &d_weights {
         for (sum, d) in d_weight.iter_mut().zip(part) {
@@ -137,6 +144,121 @@ pub fn scores_backward<B: Backend>(
         weight: to_tensor(d_weight, [dim], &device),
         bias: to_tensor(vec![d_bias], [1], &device),
     }
+}
+
+/// The context, the gate and the gated context of [`gated_context`], each `[batch, feature]`.
+#[derive(Debug, Clone)]
+pub struct GatedContext<B: Backend> {
+    /// `sum_r alpha_r a_r`
+    pub context: Tensor<B, 2>,
+    /// `sigmoid(gate)`
+    pub beta: Tensor<B, 2>,
+    /// `beta * context`
+    pub gated: Tensor<B, 2>,
+}
+
+/// The context of the attention weights `alpha` (`[batch, regions]`) over `grid`
+/// (`[batch, regions, feature]`), gated by `sigmoid(gate)` (`gate` `[batch, feature]`).
+pub fn gated_context<B: Backend>(
+    alpha: Tensor<B, 2>,
+    grid: &Tensor<B, 3>,
+    gate: Tensor<B, 2>,
+) -> GatedContext<B> {
+    let [batch, regions, features] = grid.dims();
+    if !is_host::<B>() {
+        let context = alpha
+            .unsqueeze_dim::<3>(1)
+            .matmul(grid.clone())
+            .reshape([batch, features]);
+        let beta = burn::tensor::activation::sigmoid(gate);
+        let gated = beta.clone() * context.clone();
+        return GatedContext {
+            context,
+            beta,
+            gated,
+        };
+    }
+    let device = alpha.device();
+    let alpha = host_vec(alpha);
+    let mut beta = host_vec(gate);
+    let mut context = vec![0.0f32; batch * features];
+    let mut gated = vec![0.0f32; batch * features];
+    with_values(grid, |grid| {
+        context
+            .par_chunks_mut(features)
+            .zip(beta.par_chunks_mut(features))
+            .zip(gated.par_chunks_mut(features))
+            .zip(grid.par_chunks(regions * features))
+            .zip(alpha.par_chunks(regions))
+            .for_each(|((((context, beta), gated), grid), alpha)| {
+                for (row, &a) in grid.chunks_exact(features).zip(alpha) {
+                    for (c, x) in context.iter_mut().zip(row) {
+                        *c += a * x;
+                    }
+                }
+                map_in_place(beta, sigmoid_lanes, sigmoid);
+                for ((z, b), c) in gated.iter_mut().zip(beta.iter()).zip(context.iter()) {
+                    *z = b * c;
+                }
+            });
+    });
+    let tensor = |values| to_tensor(values, [batch, features], &device);
+    GatedContext {
+        context: tensor(context),
+        beta: tensor(beta),
+        gated: tensor(gated),
+    }
+}
+
+/// The gradients of the gate's input (`[batch, feature]`) and of the attention weights
+/// (`[batch, regions]`) from that of the gated context, `d_gated`.
+pub fn gated_context_backward<B: Backend>(
+    d_gated: Tensor<B, 2>,
+    forward: &GatedContext<B>,
+    grid: &Tensor<B, 3>,
+) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    let [batch, regions, features] = grid.dims();
+    if !is_host::<B>() {
+        let beta = forward.beta.clone();
+        let d_context = d_gated.clone() * beta.clone();
+        let d_gate = d_gated * forward.context.clone() * (beta.clone() - beta.square());
+        // [batch, regions, feature] x [batch, feature, 1]
+        let d_alpha = grid
+            .clone()
+            .matmul(d_context.unsqueeze_dim(2))
+            .reshape([batch, regions]);
+        return (d_gate, d_alpha);
+    }
+    let device = d_gated.device();
+    let mut d_gate = host_vec(d_gated);
+    let mut d_alpha = vec![0.0f32; batch * regions];
+    with_values(&forward.context, |context| {
+        with_values(&forward.beta, |beta| {
+            with_values(grid, |grid| {
+                d_gate
+                    .par_chunks_mut(features)
+                    .zip(d_alpha.par_chunks_mut(regions))
+                    .zip(context.par_chunks(features))
+                    .zip(beta.par_chunks(features))
+                    .zip(grid.par_chunks(regions * features))
+                    .for_each(|((((d_gate, d_alpha), context), beta), grid)| {
+                        // d_gate holds d_gated until it is overwritten, value by value.
+                        let d_context: Vec<f32> =
+                            d_gate.iter().zip(beta).map(|(d, b)| d * b).collect();
+                        for ((d, c), b) in d_gate.iter_mut().zip(context).zip(beta) {
+                            *d *= c * (b - b * b);
+                        }
+                        for (d, row) in d_alpha.iter_mut().zip(grid.chunks_exact(features)) {
+                            *d = dot(row, &d_context);
+                        }
+                    });
+            })
+        })
+    });
+    (
+        to_tensor(d_gate, [batch, features], &device),
+        to_tensor(d_alpha, [batch, regions], &device),
+    )
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -209,12 +331,67 @@ mod tests {
         assert_close("layer", layer.clone(), layer_ref.clone());
         let (d, d_ref) = both(&d_scores, [batch, regions]);
         let (acc, acc_ref) = both(&accumulated, [batch, regions, dim]);
-        let host = scores_backward(layer, d, w, acc);
-        let reference = scores_backward(layer_ref, d_ref, w_ref, acc_ref);
+        let host = scores_backward(&layer, d, w, acc);
+        let reference = scores_backward(&layer_ref, d_ref, w_ref, acc_ref);
         assert_close("d projected", host.projected, reference.projected);
         assert_close("d state", host.state, reference.state);
         assert_close("d weight", host.weight, reference.weight);
         assert_close("d bias", host.bias, reference.bias);
+    }
+
+    /// The gated context's CPU pass against the tensor operations, both ways.
+    #[test]
+    fn the_gated_context_matches_tensor_operations() {
+        let (batch, regions, features) = (3, 4, 13);
+        let alpha = random([batch, regions], 11);
+        let grid = random([batch, regions, features], 12);
+        let gate = random([batch, features], 13);
+        let d_gated = random([batch, features], 14);
+        let (a, a_ref) = both(&alpha, [batch, regions]);
+        let (g, g_ref) = both(&grid, [batch, regions, features]);
+        let (z, z_ref) = both(&gate, [batch, features]);
+        let host = gated_context(a, &g, z);
+        let reference = gated_context(a_ref, &g_ref, z_ref);
+        assert_close("context", host.context.clone(), reference.context.clone());
+        assert_close("beta", host.beta.clone(), reference.beta.clone());
+        assert_close("gated", host.gated.clone(), reference.gated.clone());
+        let (d, d_ref) = both(&d_gated, [batch, features]);
+        let (d_gate, d_alpha) = gated_context_backward(d, &host, &g);
+        let (d_gate_ref, d_alpha_ref) = gated_context_backward(d_ref, &reference, &g_ref);
+        assert_close("d gate", d_gate, d_gate_ref);
+        assert_close("d alpha", d_alpha, d_alpha_ref);
+    }
+
+    /// The gated context's gradients against autodiff of its tensor form.
+    #[test]
+    fn the_gated_context_gradients_are_its_own() {
+        let (batch, regions, features) = (2, 3, 5);
+        let device = Default::default();
+        let alpha = to_tensor::<Plain, 2>(random([batch, regions], 15), [batch, regions], &device)
+            .require_grad();
+        let grid = to_tensor::<Plain, 3>(
+            random([batch, regions, features], 16),
+            [batch, regions, features],
+            &device,
+        );
+        let gate = to_tensor::<Plain, 2>(random([batch, features], 17), [batch, features], &device)
+            .require_grad();
+        let d = to_tensor::<Plain, 2>(random([batch, features], 18), [batch, features], &device);
+        let forward = gated_context(alpha.clone(), &grid, gate.clone());
+        let autodiff = (forward.gated.clone() * d.clone()).sum().backward();
+        let (d_gate, d_alpha) = gated_context_backward(d, &forward, &grid);
+        for (name, ours, reference) in [
+            ("gate", d_gate, gate.grad(&autodiff).unwrap()),
+            ("alpha", d_alpha, alpha.grad(&autodiff).unwrap()),
+        ] {
+            for (i, (x, y)) in host_vec(ours.inner())
+                .iter()
+                .zip(&host_vec(reference))
+                .enumerate()
+            {
+                assert!((x - y).abs() <= 1e-5, "{name}[{i}]: {x} vs {y}");
+            }
+        }
     }
 
     /// The tensor form's gradients against autodiff of its forward pass.
@@ -244,7 +421,7 @@ mod tests {
         let d = to_tensor::<Plain, 2>(d_scores.clone(), [batch, regions], &device);
         let autodiff = (scores * d.clone()).sum().backward();
         let ours = scores_backward(
-            layer,
+            &layer,
             d,
             weight.clone(),
             Tensor::zeros([batch, regions, dim], &device),

@@ -14,6 +14,7 @@
 //! - [`cross_entropy`]: softmax cross-entropy of the output layer, and the gradient of its
 //!   logits.
 //! - [`adam`]: Adam as PyTorch computes it; [`clip`]: global gradient-norm clipping.
+//! - [`standardise`]: per-channel standardisation of a grid.
 //! - [`matmul`]: products in concurrent row blocks where gemm is slow in one call.
 //!
 //! No image or I/O dependencies: burn, rayon and `wide` only.
@@ -26,6 +27,7 @@ pub mod cross_entropy;
 mod host;
 pub mod lstm;
 pub mod matmul;
+pub mod standardise;
 
 #[cfg(feature = "cuda")]
 pub use backend::Gpu;

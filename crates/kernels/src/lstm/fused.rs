@@ -19,7 +19,9 @@ use rayon::prelude::*;
 use wide::f32x8;
 
 use super::{Cell, Lstm, LstmGrads};
-use crate::host::{contiguous, host_vec, map_in_place, to_tensor, transposed};
+use crate::host::{
+    contiguous, host_vec, map_in_place, sigmoid, sigmoid_lanes, to_tensor, transposed,
+};
 
 /// Activations of a fused sequence run, kept for [`backward`].
 #[derive(Debug, Clone)]
@@ -34,15 +36,6 @@ pub struct FusedRun<B: Backend> {
     cell: Vec<f32>,
     /// `[steps * batch * hidden]`
     tanh_cell: Vec<f32>,
-}
-
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
-
-fn sigmoid_lanes(x: f32x8) -> f32x8 {
-    let one = f32x8::splat(1.0);
-    one / (one + (-x).exp())
 }
 
 /// One caption's cell: `pre` (`[4 * hidden]` pre-activations) becomes the gate values
