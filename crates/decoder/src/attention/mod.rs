@@ -24,7 +24,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear};
-use burn::tensor::activation::{log_softmax, sigmoid, softmax};
+use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 mod recurrence;
 pub mod training;
 
+use kernels::attention::GatedContext;
 use kernels::lstm::{Lstm, LstmState};
 
 use crate::init::Initializer;
@@ -220,17 +221,8 @@ pub(crate) struct Attended<B: Backend> {
     pub layer: Tensor<B, 3>,
     /// `[batch, regions]`: the attention weights.
     pub alpha: Tensor<B, 2>,
-    /// `[batch, feature_dim]`: the context before the gate.
-    pub context: Tensor<B, 2>,
-    /// `[batch, feature_dim]`: the gate.
-    pub beta: Tensor<B, 2>,
-}
-
-impl<B: Backend> Attended<B> {
-    /// The gated context, the LSTM's input beside the word.
-    pub fn gated(&self) -> Tensor<B, 2> {
-        self.beta.clone() * self.context.clone()
-    }
+    /// The context, the gate and the gated context (the LSTM's input beside the word).
+    pub context: GatedContext<B>,
 }
 
 /// One step's outputs before the vocabulary layer.
@@ -333,16 +325,23 @@ impl<B: Backend> AttentionModel<B> {
 
     /// The standardised grid and the initial state: `[batch, regions, feature_dim]` raw.
     pub(crate) fn begin(&self, grid: Tensor<B, 3>) -> (Regions<B>, LstmState<B>) {
-        let [batch, _, channels] = grid.dims();
-        let grid = (grid - self.feature_mean.val().reshape([1, 1, channels]))
-            * self.feature_inv_std.val().reshape([1, 1, channels]);
-        let mean = grid.clone().mean_dim(1).reshape([batch, channels]);
-        let lstm = LstmState {
+        let grid = self.standardise(grid);
+        let state = self.initial_state(mean_region(&grid));
+        let projected = self.grid_attention.forward(grid.clone());
+        (Regions { grid, projected }, state)
+    }
+
+    /// A raw grid `[batch, regions, feature_dim]` standardised with the train statistics.
+    pub(crate) fn standardise(&self, grid: Tensor<B, 3>) -> Tensor<B, 3> {
+        kernels::standardise::standardise(grid, self.feature_mean.val(), self.feature_inv_std.val())
+    }
+
+    /// h0 and c0 from the mean region `[batch, feature_dim]`.
+    pub(crate) fn initial_state(&self, mean: Tensor<B, 2>) -> LstmState<B> {
+        LstmState {
             hidden: self.init_hidden.forward(mean.clone()).tanh(),
             cell: self.init_cell.forward(mean).tanh(),
-        };
-        let projected = self.grid_attention.forward(grid.clone());
-        (Regions { grid, projected }, lstm)
+        }
     }
 
     /// `[attention_dim]`: the score layer's weights as one vector.
@@ -374,7 +373,6 @@ impl<B: Backend> AttentionModel<B> {
         state: Tensor<B, 2>,
         gate: Tensor<B, 2>,
     ) -> Attended<B> {
-        let [batch, _, channels] = regions.grid.dims();
         let (layer, scores) = kernels::attention::scores(
             regions.projected.clone(),
             state,
@@ -382,18 +380,11 @@ impl<B: Backend> AttentionModel<B> {
             self.score_bias(),
         );
         let alpha = softmax(scores, 1);
-        // [batch, 1, regions] x [batch, regions, channels]
-        let context = alpha
-            .clone()
-            .unsqueeze_dim::<3>(1)
-            .matmul(regions.grid.clone())
-            .reshape([batch, channels]);
-        let beta = sigmoid(gate);
+        let context = kernels::attention::gated_context(alpha.clone(), &regions.grid, gate);
         Attended {
             layer,
             alpha,
             context,
-            beta,
         }
     }
 
@@ -407,7 +398,7 @@ impl<B: Backend> AttentionModel<B> {
     ) -> Step<B> {
         let attended = self.attend(regions, state.hidden.clone());
         let lstm = self.lstm.step_projected(
-            word_part + attended.gated().matmul(self.context_weight.val()),
+            word_part + attended.context.gated.matmul(self.context_weight.val()),
             Some(state),
         );
         Step {
@@ -447,6 +438,12 @@ impl<B: Backend> AttentionModel<B> {
         }
         (Tensor::cat(hidden, 0), Tensor::cat(alphas, 0))
     }
+}
+
+/// `[batch, feature_dim]`: the mean over a grid's regions.
+pub(crate) fn mean_region<B: Backend>(grid: &Tensor<B, 3>) -> Tensor<B, 2> {
+    let [batch, _, channels] = grid.dims();
+    grid.clone().mean_dim(1).reshape([batch, channels])
 }
 
 /// The grid of `images`, which an attention model cannot do without.

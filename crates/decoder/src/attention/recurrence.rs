@@ -26,13 +26,12 @@ use super::{Attended, AttentionModel, Regions};
 /// What the backward pass reads of one step.
 struct StepRun<B: Backend> {
     attended: Attended<B>,
-    /// `[batch, feature]`: the gated context, the LSTM's input beside the word.
-    gated: Tensor<B, 2>,
     cell: Cell<B>,
 }
 
 /// A teacher-forced run's activations, kept by [`run`] for [`backward`].
 pub(crate) struct Run<B: Backend> {
+    weights: StateWeights<B>,
     regions: Regions<B>,
     initial: LstmState<B>,
     steps: Vec<StepRun<B>>,
@@ -91,10 +90,13 @@ pub(crate) fn run<B: Backend>(
             with_bias(gate_part, &gate_bias),
         );
         looked = looked + attended.alpha.clone() * step_mask(&mask, t);
-        let gated = attended.gated();
-        let [context_part] = thin_matmul(gated.clone(), context_weight_t.clone(), &[weights.gates])
-            .try_into()
-            .expect("one block");
+        let [context_part] = thin_matmul(
+            attended.context.gated.clone(),
+            context_weight_t.clone(),
+            &[weights.gates],
+        )
+        .try_into()
+        .expect("one block");
         let pre = word_part.clone().narrow(0, t * batch, batch) + context_part + recurrent;
         let cell = Lstm::cell(pre, Some(state.cell));
         state = LstmState {
@@ -102,13 +104,10 @@ pub(crate) fn run<B: Backend>(
             cell: cell.cell.clone(),
         };
         hidden.push(cell.hidden.clone());
-        runs.push(StepRun {
-            attended,
-            gated,
-            cell,
-        });
+        runs.push(StepRun { attended, cell });
     }
     let run = Run {
+        weights,
         regions,
         initial,
         steps: runs,
@@ -210,7 +209,7 @@ pub(crate) fn backward<B: Backend>(
     let [batch, count, _] = run.regions.grid.dims();
     let attention_dim = model.score.weight.dims()[0];
     let device = d_hidden.device();
-    let weights = StateWeights::of(model);
+    let weights = &run.weights;
     let context_weight = model.context_weight.val();
     let features = weights.features;
     let score_weight = model.score_weight();
@@ -243,34 +242,21 @@ pub(crate) fn backward<B: Backend>(
             layer,
             alpha,
             context,
-            beta,
         } = &step.attended;
-        // The LSTM's input z = beta * context, and the gate beta = sigmoid(W_b h + b).
+        // The LSTM's input z = sigmoid(W_b h + b) * sum_r alpha_r a_r.
         let [d_gated] = thin_matmul(d_step.clone(), context_weight.clone(), &[features])
             .try_into()
             .expect("one block");
-        let d_beta = d_gated.clone() * context.clone();
-        let d_context = d_gated * beta.clone();
-        let d_gate_step = d_beta * (beta.clone() - beta.clone().square());
-        // context = sum_r alpha_r a_r: [batch, regions, feature] x [batch, feature, 1].
-        let mut d_alpha = run
-            .regions
-            .grid
-            .clone()
-            .matmul(d_context.unsqueeze_dim(2))
-            .reshape([batch, count]);
+        let (d_gate_step, mut d_alpha) =
+            kernels::attention::gated_context_backward(d_gated, context, &run.regions.grid);
         if let Some(looked_grad) = &looked_grad {
             d_alpha = d_alpha + looked_grad.clone() * step_mask(&run.mask, t);
         }
         // Through the softmax over regions.
         let d_scores = alpha.clone() * (d_alpha.clone() - (alpha.clone() * d_alpha).sum_dim(1));
         // scores = w . tanh(projected + U_a h + b_a) + b
-        let scored = kernels::attention::scores_backward(
-            layer.clone(),
-            d_scores,
-            score_weight.clone(),
-            d_projected,
-        );
+        let scored =
+            kernels::attention::scores_backward(layer, d_scores, score_weight.clone(), d_projected);
         d_projected = scored.projected;
         d_score_weight = d_score_weight + scored.weight;
         d_score_bias = d_score_bias + scored.bias;
@@ -298,7 +284,13 @@ pub(crate) fn backward<B: Backend>(
             .collect(),
         0,
     );
-    let gated = Tensor::cat(run.steps.iter().map(|s| s.gated.clone()).collect(), 0);
+    let gated = Tensor::cat(
+        run.steps
+            .iter()
+            .map(|s| s.attended.context.gated.clone())
+            .collect(),
+        0,
+    );
     let previous_t = previous_hidden.transpose();
     RecurrenceGrads {
         state_attention_weight: previous_t.clone().matmul(d_state.clone()),

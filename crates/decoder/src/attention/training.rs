@@ -1,7 +1,7 @@
-//! The attention model's training loss and gradients: autodiff for the front of the network
-//! (the grid's projection, the initial state, the word side of the LSTM), a hand-written
-//! backward pass through the steps ([`super::recurrence`]) and the fused cross-entropy kernel
-//! for the vocabulary layer ([`crate::output`]).
+//! The attention model's training loss and gradients: autodiff for the small front of the
+//! network (the initial state, the word side of the LSTM), a hand-written backward pass
+//! through the steps ([`super::recurrence`]) and the grid's projection, and the fused
+//! cross-entropy kernel for the vocabulary layer ([`crate::output`]).
 //!
 //! The halves are joined by a surrogate: with `dX` the gradient of the loss with respect to
 //! each front output `X`, `sum over X of sum(X * dX)` has exactly the front's gradients.
@@ -18,7 +18,7 @@ use rand::RngCore;
 use burn::nn::Linear;
 use kernels::lstm::LstmState;
 
-use super::{AttentionModel, Regions, grid_of, recurrence};
+use super::{AttentionModel, Regions, grid_of, mean_region, recurrence};
 use crate::TeacherBatch;
 use crate::dropout::dropout;
 use crate::merge::cross_entropy;
@@ -81,19 +81,23 @@ impl<B: AutodiffBackend> Trainable<B> for AttentionModel<B> {
         batch: &TeacherBatch<B>,
         rng: Option<&mut (dyn RngCore + '_)>,
     ) -> (Tensor<B::InnerBackend, 1>, GradientsParams) {
-        // Autodiff side: the grid's projection, the initial state, the word side of the LSTM.
-        let (regions, initial) = self.begin(grid_of(images));
+        // Plain side first: the standardised grid and its projection (nothing before them is
+        // trained; the projection's gradients are formed below).
+        let model = self.valid();
+        let grid = model.standardise(grid_of(images).inner());
+        let projected = model.grid_attention.forward(grid.clone());
+        // Autodiff side: the initial state, the word side of the LSTM.
+        let initial = self.initial_state(Tensor::from_inner(mean_region(&grid)));
         let words = self.word_part(batch.inputs.clone());
 
         // Plain side: the steps and the vocabulary layer with their hand-written gradients.
-        let model = self.valid();
         let inner = batch.inner();
         let mask = inner.inputs.clone().not_equal_elem(i64::from(PAD)).float();
         let (hidden, run) = recurrence::run(
             &model,
             Regions {
-                grid: regions.grid.clone().inner(),
-                projected: regions.projected.clone().inner(),
+                grid: grid.clone(),
+                projected,
             },
             LstmState {
                 hidden: initial.hidden.clone().inner(),
@@ -107,8 +111,7 @@ impl<B: AutodiffBackend> Trainable<B> for AttentionModel<B> {
         let grads = recurrence::backward(&model, run, head_grads.hidden, self.attention_reg);
 
         // The surrogate carries the inputs' gradients into the autodiff graph.
-        let surrogate = (regions.projected * Tensor::from_inner(grads.projected)).sum()
-            + (initial.hidden * Tensor::from_inner(grads.initial.hidden)).sum()
+        let surrogate = (initial.hidden * Tensor::from_inner(grads.initial.hidden)).sum()
             + (initial.cell * Tensor::from_inner(grads.initial.cell)).sum()
             + (words * Tensor::from_inner(grads.word_part)).sum();
         let mut params = GradientsParams::from_grads(surrogate.backward(), self);
@@ -119,7 +122,9 @@ impl<B: AutodiffBackend> Trainable<B> for AttentionModel<B> {
                 .expect("the attention layers have biases");
             (layer.weight.id, bias.id)
         };
+        let (grid_weight, grid_bias) = projection_grads(grid, grads.projected);
         for ((weight_id, bias_id), weight, bias) in [
+            (linear(&self.grid_attention), grid_weight, grid_bias),
             (
                 linear(&self.state_attention),
                 grads.state_attention_weight,
@@ -140,4 +145,25 @@ impl<B: AutodiffBackend> Trainable<B> for AttentionModel<B> {
         params.register(self.context_weight.id, grads.context_weight);
         (loss, params)
     }
+}
+
+/// The gradients of the grid's projection `grid W_a + b_a` given that of its output,
+/// `d_projected` (`[batch, regions, attention]`): `W_a`'s as `(d^T grid)^T`, which transposes
+/// the small matrix rather than the grid.
+fn projection_grads<B: Backend>(
+    grid: Tensor<B, 3>,
+    d_projected: Tensor<B, 3>,
+) -> (Tensor<B, 2>, Tensor<B, 1>) {
+    let [batch, regions, features] = grid.dims();
+    let attention = d_projected.dims()[2];
+    let d = d_projected.reshape([batch * regions, attention]);
+    let weight = d
+        .clone()
+        .transpose()
+        .matmul(grid.reshape([batch * regions, features]))
+        .transpose();
+    (
+        kernels::contiguous(weight),
+        d.sum_dim(0).reshape([attention]),
+    )
 }
