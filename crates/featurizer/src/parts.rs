@@ -23,6 +23,12 @@ impl Shard {
     }
 }
 
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
 impl FromStr for Shard {
     type Err = String;
 
@@ -103,5 +109,6 @@ mod tests {
         for text in ["0/2", "3/2", "1/0", "x", "1-2"] {
             assert!(text.parse::<Shard>().is_err(), "{text}");
         }
+        assert_eq!("2/4".parse::<Shard>().unwrap().to_string(), "2/4");
     }
 }
