@@ -15,11 +15,7 @@ Usage: python3 scripts/bench_attention.py [--steps 10] [--warmup 2] [--threads 2
 Exits 0 with a message when torch is not installed.
 """
 
-import argparse
-import random
-import resource
 import sys
-import time
 
 try:
     import torch
@@ -29,7 +25,7 @@ except ImportError:
     print("torch is not installed: skipping the PyTorch reference (pip install torch)")
     sys.exit(0)
 
-from bench_trainer import batches, caption_lengths  # the same captions and batches
+from bench_trainer import options, time_training  # the same captions, batches and loop
 
 FEATURE_DIM, REGIONS, EMBED, HIDDEN, ATTENTION, VOCAB, BATCH = 2048, 49, 256, 512, 256, 8000, 64
 GRID_MEAN, GRID_STD, ATTENTION_REG = 0.5, 0.29, 1.0
@@ -83,51 +79,18 @@ def attention_loss(logits, alphas, inputs, targets):
     return ce, reg
 
 
+def batch_loss(model, chunk, tokens):
+    """Cross-entropy plus the weighted regulariser of a batch with a random grid."""
+    grid = torch.rand(len(chunk), REGIONS, FEATURE_DIM)
+    targets = tokens[:, 1:]
+    inputs = tokens[:, :-1].masked_fill(targets == 0, 0)  # PAD after the last input
+    logits, alphas = model(grid, inputs)
+    ce, reg = attention_loss(logits, alphas, inputs, targets)
+    return ce + ATTENTION_REG * reg
+
+
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--warmup", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    rng = random.Random(0)
-
-    lengths = caption_lengths(rng)
-    plan = batches(rng, lengths)[: args.warmup + args.steps]
-    model = AttentionModel()
-    model.train()
-    optim = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-8)
-
-    captions = 0
-    start = None
-    for step, chunk in enumerate(plan):
-        if step == args.warmup:
-            start = time.perf_counter()
-            captions = 0
-        steps = max(lengths[i] for i in chunk) - 1
-        tokens = torch.zeros(len(chunk), steps + 1, dtype=torch.long)
-        for row, i in enumerate(chunk):
-            tokens[row, : lengths[i]] = torch.randint(4, VOCAB, (lengths[i],))
-            tokens[row, 0], tokens[row, lengths[i] - 1] = 1, 2
-        grid = torch.rand(len(chunk), REGIONS, FEATURE_DIM)
-        targets = tokens[:, 1:]
-        inputs = tokens[:, :-1].masked_fill(targets == 0, 0)  # PAD after the last input
-        logits, alphas = model(grid, inputs)
-        ce, reg = attention_loss(logits, alphas, inputs, targets)
-        loss = ce + ATTENTION_REG * reg
-        optim.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        optim.step()
-        captions += len(chunk)
-    seconds = time.perf_counter() - start
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(
-        f"pytorch {torch.__version__}: {captions / seconds:.1f} training captions/s "
-        f"({args.steps} steps of batch {BATCH}, {seconds / args.steps:.3f} s/step, "
-        f"{args.threads} threads, CPU), peak memory {peak_mib:.0f} MiB"
-    )
+    time_training(options(__doc__, steps=10, warmup=2), AttentionModel, batch_loss)
 
 
 if __name__ == "__main__":
