@@ -1,5 +1,6 @@
-//! Per-channel standardisation `(x - mean) * inv_std` of rows of channels, such as a batch's
-//! grid of regions (`[batch, regions, channels]`, 6.4M values for a Flickr8k batch).
+//! Per-channel standardisation `(x - mean) * inv_std` of rows of channels: a batch's pooled
+//! features (`[batch, channels]`) or its grid of regions (`[batch, regions, channels]`, 6.4M
+//! values for a Flickr8k batch).
 //!
 //! As tensor operations that is two broadcast passes on one thread; on the CPU it is one pass,
 //! rows in parallel.
@@ -12,15 +13,18 @@ use crate::backend::is_host;
 use crate::host::{host_vec, to_tensor};
 
 /// `(x - mean) * inv_std` over the last dimension of `x`, `mean` and `inv_std` `[channels]`.
-pub fn standardise<B: Backend>(
-    x: Tensor<B, 3>,
+pub fn standardise<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
     mean: Tensor<B, 1>,
     inv_std: Tensor<B, 1>,
-) -> Tensor<B, 3> {
+) -> Tensor<B, D> {
     let dims = x.dims();
-    let channels = dims[2];
+    let channels = dims[D - 1];
     if !is_host::<B>() {
-        return (x - mean.reshape([1, 1, channels])) * inv_std.reshape([1, 1, channels]);
+        // [1, .., 1, channels], broadcast over the rows.
+        let mut shape = [1; D];
+        shape[D - 1] = channels;
+        return (x - mean.reshape(shape)) * inv_std.reshape(shape);
     }
     let device = x.device();
     let (mean, inv_std) = (host_vec(mean), host_vec(inv_std));

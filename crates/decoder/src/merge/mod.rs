@@ -249,9 +249,11 @@ impl<B: Backend> MergeModel<B> {
     /// Image embedding: `[batch, feature_dim]` raw features -> `[batch, embed_dim]`
     /// (standardised, projected, ReLU; no dropout).
     pub fn embed_image(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {
-        // [1, feature_dim] statistics broadcast over the batch.
-        let standardised = (features - self.feature_mean.val().unsqueeze_dim(0))
-            * self.feature_inv_std.val().unsqueeze_dim(0);
+        let standardised = kernels::standardise::standardise(
+            features,
+            self.feature_mean.val(),
+            self.feature_inv_std.val(),
+        );
         relu(self.image_proj.forward(standardised))
     }
 
