@@ -86,6 +86,15 @@ pub fn thin_matmul<B: Backend>(
         .collect()
 }
 
+/// [`thin_matmul`] as one block: `x W` `[rows, n]`.
+pub fn thin_product<B: Backend>(x: Tensor<B, 2>, w_t: Tensor<B, 2>) -> Tensor<B, 2> {
+    let n = w_t.dims()[0];
+    let [product] = thin_matmul(x, w_t, &[n])
+        .try_into()
+        .expect("thin_matmul returns one tensor per block");
+    product
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,12 +138,13 @@ mod tests {
         let w = Tensor::<BB, 2>::random([13, 10], Distribution::Default, &device);
         let whole = x.clone().matmul(w.clone());
         let w_t = crate::contiguous(w.transpose());
-        let blocks = thin_matmul(x, w_t, &[4, 1, 5]);
+        let blocks = thin_matmul(x.clone(), w_t.clone(), &[4, 1, 5]);
         assert_eq!(
             blocks.iter().map(|b| b.dims()).collect::<Vec<_>>(),
             vec![[5, 4], [5, 1], [5, 5]]
         );
-        assert_close(Tensor::cat(blocks, 1), whole);
+        assert_close(Tensor::cat(blocks, 1), whole.clone());
+        assert_close(thin_product(x, w_t), whole);
     }
 
     #[test]

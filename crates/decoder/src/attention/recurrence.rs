@@ -19,7 +19,7 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use kernels::contiguous;
 use kernels::lstm::{Cell, Lstm, LstmState};
-use kernels::matmul::thin_matmul;
+use kernels::matmul::{thin_matmul, thin_product};
 
 use super::{Attended, AttentionModel, Regions};
 
@@ -90,13 +90,7 @@ pub(crate) fn run<B: Backend>(
             with_bias(gate_part, &gate_bias),
         );
         looked = looked + attended.alpha.clone() * step_mask(&mask, t);
-        let [context_part] = thin_matmul(
-            attended.context.gated.clone(),
-            context_weight_t.clone(),
-            &[weights.gates],
-        )
-        .try_into()
-        .expect("one block");
+        let context_part = thin_product(attended.context.gated.clone(), context_weight_t.clone());
         let pre = word_part.clone().narrow(0, t * batch, batch) + context_part + recurrent;
         let cell = Lstm::cell(pre, Some(state.cell));
         state = LstmState {
@@ -172,15 +166,10 @@ impl<B: Backend> StateWeights<B> {
         d_state: Tensor<B, 2>,
         d_gate: Tensor<B, 2>,
     ) -> Tensor<B, 2> {
-        let hidden = self.weights.dims()[0];
-        let [d_hidden] = thin_matmul(
+        thin_product(
             Tensor::cat(vec![d_gates, d_state, d_gate], 1),
             self.weights.clone(),
-            &[hidden],
         )
-        .try_into()
-        .expect("one block");
-        d_hidden
     }
 }
 
@@ -211,7 +200,6 @@ pub(crate) fn backward<B: Backend>(
     let device = d_hidden.device();
     let weights = &run.weights;
     let context_weight = model.context_weight.val();
-    let features = weights.features;
     let score_weight = model.score_weight();
     // d/d alpha_t of attention_reg * mean over captions and regions of (1 - looked)^2, at a
     // caption's own steps.
@@ -244,9 +232,7 @@ pub(crate) fn backward<B: Backend>(
             context,
         } = &step.attended;
         // The LSTM's input z = sigmoid(W_b h + b) * sum_r alpha_r a_r.
-        let [d_gated] = thin_matmul(d_step.clone(), context_weight.clone(), &[features])
-            .try_into()
-            .expect("one block");
+        let d_gated = thin_product(d_step.clone(), context_weight.clone());
         let (d_gate_step, mut d_alpha) =
             kernels::attention::gated_context_backward(d_gated, context, &run.regions.grid);
         if let Some(looked_grad) = &looked_grad {
