@@ -238,13 +238,9 @@ impl Cluster {
         let missing: Vec<&str> = ["slurmctld", "slurmd", "sbatch", "squeue", "munged", "munge"]
             .into_iter()
             .filter(|tool| {
-                !Command::new("sh")
-                    .args([
-                        "-c",
-                        &format!("command -v {tool} >/dev/null || test -x /usr/sbin/{tool}"),
-                    ])
-                    .status()
-                    .is_ok_and(|s| s.success())
+                !succeeds(&format!(
+                    "command -v {tool} >/dev/null || test -x /usr/sbin/{tool}"
+                ))
             })
             .collect();
         if !missing.is_empty() {
@@ -263,25 +259,14 @@ impl Cluster {
             dir: tempdir(),
             started: Vec::new(),
         };
-        if !Command::new("sh")
-            .args(["-c", "munge -n 2>/dev/null | unmunge >/dev/null 2>&1"])
-            .status()
-            .unwrap()
-            .success()
-        {
+        if !succeeds(MUNGE_ANSWERS) {
             shell(
                 "[ -f /etc/munge/munge.key ] || mungekey --create; chown munge:munge /etc/munge/munge.key; chmod 400 /etc/munge/munge.key; mkdir -p /run/munge; chown munge:munge /run/munge",
             );
             // munged runs as the munge user, which may write only below /run/munge.
             let pid_file = Path::new("/run/munge/munged.pid");
             shell("su -s /bin/sh munge -c munged");
-            cluster.wait_for("munged", || {
-                Command::new("sh")
-                    .args(["-c", "munge -n 2>/dev/null | unmunge >/dev/null 2>&1"])
-                    .status()
-                    .unwrap()
-                    .success()
-            });
+            cluster.wait_for("munged", || succeeds(MUNGE_ANSWERS));
             let pid = std::fs::read_to_string(pid_file).unwrap_or_default();
             let pid = pid.trim().parse::<u32>();
             assert!(
@@ -376,6 +361,17 @@ impl Drop for Cluster {
             let _ = Command::new("kill").arg(pid.to_string()).status();
         }
     }
+}
+
+/// A credential munged encodes and decodes: the daemon is up.
+const MUNGE_ANSWERS: &str = "munge -n 2>/dev/null | unmunge >/dev/null 2>&1";
+
+/// Whether `script` exits 0 under `sh -c`.
+fn succeeds(script: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", script])
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 /// `script`'s stdout under `sh -c`.

@@ -52,9 +52,7 @@ fn main() -> anyhow::Result<()> {
             data: &data,
         },
     )??;
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let threads = threads();
     println!(
         "burn trainer ({device}, {threads} threads): {:.1} training captions/s ({} steps of batch {}, \
          {:.3} s/step, {:.1} tokens/step), peak memory {} MiB",
@@ -100,9 +98,7 @@ fn attention(
             data: &data,
         },
     )??;
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let threads = threads();
     println!(
         "burn attention trainer ({device}, {threads} threads): {:.1} training captions/s ({} steps of batch {}, \
          {:.3} s/step, grid of {} images in a temp file), peak memory {} MiB",
@@ -121,12 +117,15 @@ fn attention(
     Ok(())
 }
 
+/// The threads burn's CPU backend and the PyTorch side use: one per core.
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Runs the PyTorch side `script` with the same steps and threads, prints its line and the
 /// ratio of `ours` (captions/s) to it.
 fn compare_with_pytorch(script: &str, options: &BenchOptions, ours: f64) {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let threads = threads();
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../scripts")
         .join(script);
