@@ -11,8 +11,9 @@
 #
 # Prints images/s and captions/s on both devices, the cosine similarity of CPU and CUDA
 # features and grids (expected >= 0.9999) and the training losses of the merge and the
-# attention decoder side by side (expected equal to float tolerance). The comparison needs
-# python3 with pyarrow.
+# attention decoder side by side (expected equal to float tolerance), and on a machine with two
+# GPUs or more the merge decoder's losses on one GPU and split across two (`--devices
+# cuda:0,cuda:1`, data-parallel). The comparison needs python3 with pyarrow.
 set -euo pipefail
 mode=${1:?usage: gpu-check.sh prepare|run DIR} dir=${2:?usage: gpu-check.sh prepare|run DIR}
 bin=${BIN:-${CARGO_TARGET_DIR:-target}/release}
@@ -43,6 +44,19 @@ cp -r "$dir/cpu/captions.parquet" "$dir/cpu/vocab.parquet" "$dir/cpu/tokens.parq
 rm -rf "$dir/cuda-attention" && mkdir -p "$dir/cuda-attention"
 cp -r "$dir/cpu/captions.parquet" "$dir/cpu/vocab.parquet" "$dir/cpu/tokens.parquet" "$dir/cpu/features" "$dir/cpu/grid" "$dir/cuda-attention/"
 "$bin/trainer" --work-dir "$dir/cuda-attention" --device cuda "${train_flags[@]}" "${attention_train[@]}"
+# Data-parallel training where the machine has two GPUs or more: the same global batch on one
+# GPU and split across two (dropout off: each device draws its own masks).
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+if [ "$gpus" -ge 2 ]; then
+  for run in one two; do
+    rm -rf "$dir/dp-$run" && mkdir -p "$dir/dp-$run"
+    cp -r "$dir/cpu/captions.parquet" "$dir/cpu/vocab.parquet" "$dir/cpu/tokens.parquet" "$dir/cpu/features" "$dir/dp-$run/"
+  done
+  "$bin/trainer" --work-dir "$dir/dp-one" --device cuda "${train_flags[@]}" --set model.dropout=0
+  "$bin/trainer" --work-dir "$dir/dp-two" --device cuda --devices cuda:0,cuda:1 "${train_flags[@]}" --set model.dropout=0
+else
+  echo "data-parallel check skipped: $gpus GPU(s) here, it needs 2"
+fi
 python3 - "$dir" <<'PY'
 import csv, sys
 import numpy as np
@@ -61,4 +75,9 @@ for model, cpu, cuda in [("merge", "cpu", "cuda-train"), ("attention", "cpu-atte
     for c, g in zip(rows(f"{d}/{cpu}/model/metrics.csv"), rows(f"{d}/{cuda}/model/metrics.csv")):
         print(f"{model} epoch {c['epoch']}: train loss cpu {float(c['train_loss']):.5f} cuda {float(g['train_loss']):.5f}; "
               f"captions/s cpu {float(c['captions_per_s']):.0f} cuda {float(g['captions_per_s']):.0f}")
+import os
+if os.path.exists(f"{d}/dp-two/model/metrics.csv"):
+    for a, b in zip(rows(f"{d}/dp-one/model/metrics.csv"), rows(f"{d}/dp-two/model/metrics.csv")):
+        print(f"data-parallel epoch {a['epoch']}: train loss 1 GPU {float(a['train_loss']):.6f} 2 GPUs {float(b['train_loss']):.6f} "
+              f"(expected equal to ~1e-5); captions/s 1 GPU {float(a['captions_per_s']):.0f} 2 GPUs {float(b['captions_per_s']):.0f}")
 PY

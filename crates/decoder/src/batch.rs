@@ -26,6 +26,9 @@ pub struct TeacherBatch<B: Backend> {
     /// `[tokens]` each scored position's weight in the mean (its caption's, see
     /// [`Self::weighted`]); `None`: all 1.
     pub weights: Option<Vec<f32>>,
+    /// This batch's share of the captions whose mean the per-caption terms (the attention
+    /// regulariser) take: 1, or less for a part of a split batch ([`Self::part_of`]).
+    pub caption_share: f64,
 }
 
 impl<B: Backend> TeacherBatch<B> {
@@ -85,7 +88,22 @@ impl<B: Backend> TeacherBatch<B> {
             steps,
             tokens,
             weights: weights.map(|_| row_weights),
+            caption_share: 1.0,
         }
+    }
+
+    /// This batch as one part of a larger one of `whole_tokens` scored positions and
+    /// `whole_captions` captions, split across devices: its means become its share of the
+    /// whole's means, so that the parts' losses and gradients add up to the whole's.
+    pub fn part_of(mut self, whole_tokens: usize, whole_captions: usize) -> Self {
+        let share = self.tokens as f32 / whole_tokens as f32;
+        let weights = self
+            .weights
+            .take()
+            .unwrap_or_else(|| vec![1.0; self.tokens]);
+        self.weights = Some(weights.into_iter().map(|w| w * share).collect());
+        self.caption_share = self.batch_size as f64 / whole_captions as f64;
+        self
     }
 }
 
@@ -101,6 +119,7 @@ impl<B: AutodiffBackend> TeacherBatch<B> {
             steps: self.steps,
             tokens: self.tokens,
             weights: self.weights.clone(),
+            caption_share: self.caption_share,
         }
     }
 }

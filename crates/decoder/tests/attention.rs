@@ -191,3 +191,59 @@ fn the_validation_loss_is_the_trained_cross_entropy() {
     let (a, b): (f32, f32) = (loss.into_scalar(), validation.into_scalar());
     assert!((a - b).abs() < 1e-5, "{a} vs {b}");
 }
+
+#[test]
+fn parts_of_a_batch_add_up_to_the_whole() {
+    let model = model::<AD>(0.0, 4);
+    let captions: Vec<Vec<u32>> = vec![vec![1, 5, 7, 3, 9, 2], vec![1, 4, 10, 2], vec![1, 6, 2]];
+    let refs: Vec<&[u32]> = captions.iter().map(Vec::as_slice).collect();
+    let device = Default::default();
+    let whole = TeacherBatch::<AD>::new(&refs, &device);
+    let (loss, grads) = model.loss_and_grads(&images::<AD>(3), &whole, None);
+    for split in [1, 2] {
+        let mut total = 0f32;
+        let mut sums: Vec<Option<Vec<f32>>> = Vec::new();
+        for part in [0..split, split..3] {
+            let batch = TeacherBatch::<AD>::new(&refs[part.clone()], &device)
+                .part_of(whole.tokens, whole.batch_size);
+            let all = images::<AD>(3);
+            let index = Tensor::<AD, 1, Int>::from_data(
+                TensorData::new(
+                    part.clone().map(|i| i as i64).collect::<Vec<_>>(),
+                    [part.len()],
+                ),
+                &device,
+            );
+            let images = Images {
+                pooled: all.pooled.select(0, index.clone()),
+                grid: all.grid.map(|g| g.select(0, index)),
+            };
+            let (part_loss, part_grads) = model.loss_and_grads(&images, &batch, None);
+            total += part_loss.into_scalar();
+            for (k, (id, rank)) in param_ids(&model).into_iter().enumerate() {
+                let values = grad_values(&part_grads, id, rank);
+                if sums.len() <= k {
+                    sums.push(values);
+                } else if let (Some(sum), Some(values)) = (&mut sums[k], values) {
+                    sum.iter_mut().zip(values).for_each(|(s, v)| *s += v);
+                }
+            }
+        }
+        let loss: f32 = loss.clone().into_scalar();
+        assert!(
+            (loss - total).abs() < 1e-5,
+            "split at {split}: {loss} vs {total}"
+        );
+        for (k, (id, rank)) in param_ids(&model).into_iter().enumerate() {
+            let (Some(expected), Some(sum)) = (grad_values(&grads, id, rank), &sums[k]) else {
+                continue;
+            };
+            for (i, (a, b)) in expected.iter().zip(sum).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-5,
+                    "split at {split}, parameter {k}[{i}]: {a} vs {b}"
+                );
+            }
+        }
+    }
+}

@@ -33,6 +33,23 @@ pub fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
             }
         }
     }
+    let mut norm = SquaredNorm { grads, total: 0.0 };
+    model.visit(&mut norm);
+    let norm = norm.total.sqrt();
+    // PyTorch's rule: scale by max_norm / (norm + 1e-6) when that is below 1.
+    let factor = max_norm / (norm + 1e-6);
+    if factor < 1.0 {
+        scale_grads(model, grads, factor);
+    }
+    norm
+}
+
+/// Multiplies every gradient of `model`'s parameters in `grads` by `factor`.
+pub fn scale_grads<B: AutodiffBackend, M: AutodiffModule<B>>(
+    model: &M,
+    grads: &mut GradientsParams,
+    factor: f64,
+) {
     struct Scale<'a> {
         grads: &'a mut GradientsParams,
         factor: f64,
@@ -44,15 +61,7 @@ pub fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
             }
         }
     }
-    let mut norm = SquaredNorm { grads, total: 0.0 };
-    model.visit(&mut norm);
-    let norm = norm.total.sqrt();
-    // PyTorch's rule: scale by max_norm / (norm + 1e-6) when that is below 1.
-    let factor = max_norm / (norm + 1e-6);
-    if factor < 1.0 {
-        model.visit(&mut Scale { grads, factor });
-    }
-    norm
+    model.visit(&mut Scale { grads, factor });
 }
 
 /// The sum of the squares of `tensor`'s elements, and the tensor back. The sum is split the

@@ -216,7 +216,7 @@ pub fn run_scst<B: Backend>(
     device: &B::Device,
 ) -> Result<BenchReport> {
     let config = bench_config(options);
-    let run = Trainer::<B>::start(&config, data, device)?;
+    let run = Trainer::<B>::start(&config, data, std::slice::from_ref(device))?;
     let references = reference_views(&data.train_references);
     let scorer = CiderD::new(&references);
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
@@ -277,7 +277,7 @@ fn time_steps<B: Backend>(
     data: &Dataset,
     device: &B::Device,
 ) -> Result<BenchReport> {
-    let run = Trainer::<B>::start(config, data, device)?;
+    let run = Trainer::<B>::start(config, data, std::slice::from_ref(device))?;
     let lengths: Vec<usize> = data.train.iter().map(|c| c.tokens.len()).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let batches = length_buckets(&lengths, options.batch_size, &mut rng);

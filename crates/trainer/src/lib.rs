@@ -7,6 +7,8 @@
 //! - [`data`]: reading and checking the inputs, length-bucketed batches.
 //! - [`trainer`](mod@trainer): [`Trainer`], the model in training with its optimizer and
 //!   state: step, validate, save.
+//! - [`replica`]: the model, optimizer and features on one device; [`parallel`]: one
+//!   replica per device of `trainer.devices`, their gradients all-reduced.
 //! - [`train`]: the training loop, top to bottom: cross-entropy epochs, then self-critical
 //!   ones ([`scst`]: rewards, baselines and weights) when `trainer.scst_epochs` asks.
 //! - [`state`]: what survives between epochs and runs; [`checkpoint`]: what a checkpoint
@@ -19,6 +21,8 @@ pub mod allocator;
 pub mod bench;
 pub mod checkpoint;
 pub mod data;
+pub mod parallel;
+pub mod replica;
 pub mod report;
 pub mod scst;
 pub mod state;
@@ -82,9 +86,14 @@ impl fmt::Display for TrainSummary {
         match (self.best, self.history.get(self.best_epoch.wrapping_sub(1))) {
             (Some(_), Some(best)) => writeln!(
                 f,
-                "trained {} epoch(s) ({} in this run){}; best epoch {}: val loss {:.4}, val BLEU-4 {:.4}",
+                "trained {} epoch(s) ({} in this run){}{}; best epoch {}: val loss {:.4}, val BLEU-4 {:.4}",
                 epochs,
                 self.epochs_run,
+                if self.devices > 1 {
+                    format!(" on {} devices", self.devices)
+                } else {
+                    String::new()
+                },
                 if self.stopped_early {
                     ", stopped early"
                 } else {

@@ -4,6 +4,7 @@
 //!     trainer --work-dir data/work --epochs 20
 //!     trainer --resume                      # continue after a crash or kill
 //!     trainer --device cuda                 # on a `cargo build --release --features cuda` build
+//!     trainer --device cuda --devices cuda:0,cuda:1   # data-parallel on two GPUs
 //!
 //! Exit codes: 0 trained (or nothing left to train), 1 error.
 
@@ -42,6 +43,11 @@ struct Cli {
     #[arg(long, value_name = "cpu|cuda")]
     device: Option<String>,
 
+    /// Data-parallel training on these devices, each taking a slice of every batch
+    /// (`cuda:0,cuda:1`); overrides `trainer.devices`. Their kind must be `--device`'s.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    devices: Option<Vec<String>>,
+
     #[command(flatten)]
     common: contracts::cli::CommonArgs,
 }
@@ -52,6 +58,7 @@ fn main() -> ExitCode {
     let flags = [
         Override::flag("--epochs", "trainer.epochs", cli.epochs),
         Override::flag("--device", "trainer.device", cli.device.as_ref()),
+        Override::list_flag("--devices", "trainer.devices", cli.devices.as_ref()),
     ];
     cli.common.run(&flags, |config| run(&cli, config))
 }

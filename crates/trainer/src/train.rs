@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use burn::tensor::backend::Backend;
-use contracts::config::TrainerConfig;
+use burn::tensor::backend::{Backend, Device, DeviceId};
+use contracts::config::{DeviceSlot, TrainerConfig};
 use contracts::{ModelDir, PipelineConfig};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use metrics::CiderD;
@@ -46,6 +46,8 @@ pub struct TrainSummary {
     pub best_epoch: usize,
     pub best: Option<f64>,
     pub stopped_early: bool,
+    /// Devices each batch was split across (1: not split).
+    pub devices: usize,
 }
 
 /// The training run as a task for [`models::backend::run_on`].
@@ -59,8 +61,15 @@ pub struct TrainTask<'a> {
 impl BackendTask for TrainTask<'_> {
     type Output = Result<TrainSummary>;
 
-    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
-        train_on::<B>(self, &device)
+    fn run<B: Backend>(self, _: B::Device) -> Self::Output {
+        let devices: Vec<B::Device> = self
+            .config
+            .trainer
+            .replicas()
+            .iter()
+            .map(|slot| B::Device::from_id(DeviceId::new(0, slot.index)))
+            .collect();
+        train_on::<B>(self, &devices)
     }
 }
 
@@ -71,7 +80,7 @@ struct EpochLoss {
     seconds: f64,
 }
 
-fn train_on<B: Backend>(task: TrainTask<'_>, device: &B::Device) -> Result<TrainSummary> {
+fn train_on<B: Backend>(task: TrainTask<'_>, devices: &[B::Device]) -> Result<TrainSummary> {
     let TrainTask {
         config,
         data,
@@ -79,7 +88,7 @@ fn train_on<B: Backend>(task: TrainTask<'_>, device: &B::Device) -> Result<Train
         model_dir,
     } = task;
     let trainer = &config.trainer;
-    let (mut run, mut timings) = open::<B>(config, data, options, model_dir, device)?;
+    let (mut run, mut timings) = open::<B>(config, data, options, model_dir, devices)?;
     let start_epoch = run.state.epochs_done;
     let start_epochs = run.state.total_epochs();
     if run.state.stopped_early {
@@ -169,6 +178,7 @@ fn train_on<B: Backend>(task: TrainTask<'_>, device: &B::Device) -> Result<Train
             .filter(|_| state.scst.best_epoch > 0)
             .or(state.best),
         stopped_early: state.stopped_early || state.scst.stopped_early,
+        devices: run.devices(),
     })
 }
 
@@ -288,7 +298,7 @@ fn open<'a, B: Backend>(
     data: &'a Dataset,
     options: &TrainOptions,
     model_dir: &ModelDir,
-    device: &B::Device,
+    devices: &[B::Device],
 ) -> Result<(Trainer<'a, B>, Timings)> {
     let last = model_dir.last();
     let resume = options.resume && last.exists();
@@ -299,7 +309,7 @@ fn open<'a, B: Backend>(
         );
     }
     let (run, mut timings) = if resume {
-        let run = Trainer::<B>::resume(config, data, &last, device).with_context(|| {
+        let run = Trainer::<B>::resume(config, data, &last, devices).with_context(|| {
             format!(
                 "cannot resume: run the trainer without --resume (or delete {}) to start over",
                 model_dir.path().display()
@@ -319,7 +329,7 @@ fn open<'a, B: Backend>(
                 model_dir.path().display()
             );
         }
-        (Trainer::<B>::start(config, data, device)?, Timings::new())
+        (Trainer::<B>::start(config, data, devices)?, Timings::new())
     };
     timings.retain(|&epoch, _| epoch <= run.state.epochs_done);
     std::fs::create_dir_all(model_dir.path())
@@ -330,12 +340,13 @@ fn open<'a, B: Backend>(
     )?;
     let trainer = &config.trainer;
     info!(
-        "model: {} parameters ({}); Adam epsilon {:e}, clip norm {}, batch {}",
+        "model: {} parameters ({}); Adam epsilon {:e}, clip norm {}, batch {}{}",
         run.num_params(),
         run.model_config(),
         trainer.adam_epsilon,
         trainer.clip_norm,
-        trainer.batch_size
+        trainer.batch_size,
+        split_across(&trainer.replicas())
     );
     Ok((run, timings))
 }
@@ -382,6 +393,19 @@ fn train_epoch<'a, B: Backend>(
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((run, trained))
+}
+
+/// How a batch is split, for the log: nothing on one device.
+fn split_across(devices: &[DeviceSlot]) -> String {
+    if devices.len() < 2 {
+        return String::new();
+    }
+    let names: Vec<String> = devices.iter().map(DeviceSlot::to_string).collect();
+    format!(
+        ", split across {} devices ({})",
+        devices.len(),
+        names.join(", ")
+    )
 }
 
 fn progress_bar(

@@ -6,27 +6,27 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use burn::backend::Autodiff;
-use burn::module::{AutodiffModule, Module};
+use burn::module::Module;
 use burn::optim::Optimizer;
+use burn::tensor::ElementConversion;
 use burn::tensor::backend::Backend;
-use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use contracts::config::{ScstBaseline, TrainerConfig};
 use contracts::tables::FEATURE_DIM;
 use contracts::{ModelDir, PipelineConfig};
 use decoder::{
-    CaptionModel, Captioner, CaptionerConfig, FeatureStats, Images, Sampled, Skipped, TeacherBatch,
-    Trainable, greedy, sample,
+    CaptionModel, Captioner, CaptionerConfig, FeatureStats, Sampled, Skipped, TeacherBatch, greedy,
+    sample,
 };
 use kernels::adam::Adam;
-use kernels::clip::clip_global_norm;
 use metrics::CiderD;
-use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 
 use crate::checkpoint::{
     Optim, RunInputs, SortedOptimRecord, check_resumable, sorted, trained_info, unsorted,
 };
 use crate::data::{Dataset, References, sorted_batches};
+use crate::parallel::{self, Peers};
+use crate::replica::{Replica, Work};
 use crate::scst::{self, Rewards, caption_weights};
 use crate::state::{TrainerState, init_seed};
 
@@ -38,16 +38,15 @@ const DECODE_BATCH: usize = 256;
 
 /// A model in training, with everything a step needs.
 pub struct Trainer<'a, B: Backend> {
-    model: Captioner<Train<B>>,
-    optim: Optim<Train<B>>,
+    /// One per device, with the same weights; the first is the one validated and saved.
+    replicas: Vec<Replica<B>>,
+    /// The replicas' registration for the all-reduce, with more than one device.
+    _peers: Option<Peers<B>>,
     /// Epochs, metrics, learning-rate decays and early stopping so far.
     pub state: TrainerState,
     data: &'a Dataset,
     inputs: RunInputs,
     config: &'a PipelineConfig,
-    /// Every image's raw vector on the device, once; batches select their rows.
-    features: Tensor<B, 2>,
-    device: B::Device,
 }
 
 /// One step's mean loss and the number of target tokens it averaged over.
@@ -85,12 +84,14 @@ pub fn adam(trainer: &TrainerConfig) -> Adam {
 }
 
 impl<'a, B: Backend> Trainer<'a, B> {
-    /// A new model, initialised from `trainer.seed`.
+    /// A new model, initialised from `trainer.seed`, on `devices` (one replica each; the
+    /// first is the one validated and saved).
     pub fn start(
         config: &'a PipelineConfig,
         data: &'a Dataset,
-        device: &B::Device,
+        devices: &[B::Device],
     ) -> Result<Self> {
+        let device = primary(devices);
         let inputs = run_inputs(config, data);
         let stats = if config.model.standardize {
             data.train_feature_stats()?
@@ -102,15 +103,8 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 .model
                 .init::<Train<B>>(&stats, init_seed(config.trainer.seed), device)?;
         let state = TrainerState::new(&config.trainer);
-        Ok(Self::assemble(
-            config,
-            data,
-            inputs,
-            model,
-            adam(&config.trainer).init(),
-            state,
-            device,
-        ))
+        let optim = adam(&config.trainer).init();
+        Self::assemble(config, data, inputs, model, optim, state, devices)
     }
 
     /// The run saved in the checkpoint `path`, after checking it was trained with this
@@ -119,16 +113,16 @@ impl<'a, B: Backend> Trainer<'a, B> {
         config: &'a PipelineConfig,
         data: &'a Dataset,
         path: &Path,
-        device: &B::Device,
+        devices: &[B::Device],
     ) -> Result<Self> {
         let inputs = run_inputs(config, data);
-        let (model, record, info) =
-            decoder::load_checkpoint::<Train<B>, SortedOptimRecord<Train<B>>>(path, device)?;
+        let (model, record, info) = decoder::load_checkpoint::<
+            Train<B>,
+            SortedOptimRecord<Train<B>>,
+        >(path, primary(devices))?;
         let state = check_resumable(path, &info, &inputs, &config.model, &config.trainer)?;
         let optim = adam(&config.trainer).init().load_record(unsorted(record));
-        Ok(Self::assemble(
-            config, data, inputs, model, optim, state, device,
-        ))
+        Self::assemble(config, data, inputs, model, optim, state, devices)
     }
 
     fn assemble(
@@ -138,25 +132,38 @@ impl<'a, B: Backend> Trainer<'a, B> {
         model: Captioner<Train<B>>,
         optim: Optim<Train<B>>,
         state: TrainerState,
-        device: &B::Device,
-    ) -> Self {
-        let features = Tensor::<B, 2>::from_data(
-            TensorData::new(
-                data.features.values().to_vec(),
-                [data.features.len(), FEATURE_DIM],
-            ),
-            device,
-        );
-        Self {
-            model,
-            optim,
+        devices: &[B::Device],
+    ) -> Result<Self> {
+        let peers = (devices.len() > 1)
+            .then(|| Peers::register(devices))
+            .transpose()?;
+        let mut run = Self {
+            replicas: vec![Replica::new(model, optim, data, primary(devices))],
+            _peers: peers,
             state,
             data,
             inputs,
             config,
-            features,
-            device: device.clone(),
-        }
+        };
+        run.spread(&devices[1..]);
+        Ok(run)
+    }
+
+    /// The first replica copied onto each of `devices`, after it.
+    fn spread(&mut self, devices: &[B::Device]) {
+        self.replicas.truncate(1);
+        let copies: Vec<Replica<B>> = devices.iter().map(|d| self.replicas[0].fork(d)).collect();
+        self.replicas.extend(copies);
+    }
+
+    /// The replica that is validated and saved.
+    fn first(&self) -> &Replica<B> {
+        &self.replicas[0]
+    }
+
+    /// How many devices train.
+    pub fn devices(&self) -> usize {
+        self.replicas.len()
     }
 
     /// The configuration of the run.
@@ -175,7 +182,7 @@ impl<'a, B: Backend> Trainer<'a, B> {
     }
 
     pub fn num_params(&self) -> usize {
-        self.model.num_params()
+        self.first().model.num_params()
     }
 
     /// One optimizer step on the train captions `batch` (indices into `data.train`), dropout
@@ -187,30 +194,48 @@ impl<'a, B: Backend> Trainer<'a, B> {
         rng: &mut ChaCha8Rng,
     ) -> (Self, StepLoss) {
         let captions = &self.data.train;
-        let rows: Vec<usize> = batch.iter().map(|&i| captions[i].image).collect();
-        let images = autodiff(self.images(&rows));
-        let tokens: Vec<&[u32]> = batch
-            .iter()
-            .map(|&i| captions[i].tokens.as_slice())
-            .collect();
-        let teacher = TeacherBatch::<Train<B>>::new(&tokens, &self.device);
-        let (loss, mut grads) =
-            self.model
-                .loss_and_grads(&images, &teacher, Some(rng as &mut dyn RngCore));
-        if self.config.trainer.clip_norm > 0.0 {
-            clip_global_norm(&self.model, &mut grads, self.config.trainer.clip_norm);
-        }
-        self.model = self.optim.step(learning_rate, self.model, grads);
-        let step = StepLoss {
-            loss: loss.into_scalar().elem::<f64>(),
-            tokens: teacher.tokens,
+        let work = Work {
+            rows: batch.iter().map(|&i| captions[i].image).collect(),
+            captions: batch
+                .iter()
+                .map(|&i| captions[i].tokens.as_slice())
+                .collect(),
+            weights: None,
         };
+        let step = self.descend(&work, learning_rate, Some(rng));
         (self, step)
+    }
+
+    /// One optimizer step on `work`: on the one device, or split across the devices.
+    fn descend(
+        &mut self,
+        work: &Work,
+        learning_rate: f64,
+        rng: Option<&mut ChaCha8Rng>,
+    ) -> StepLoss {
+        let clip_norm = self.config.trainer.clip_norm;
+        let replicas = std::mem::take(&mut self.replicas);
+        let (replicas, step) = match <[Replica<B>; 1]>::try_from(replicas) {
+            Ok([alone]) => {
+                let (loss, grads) = alone.gradients(self.data, work, None, rng);
+                let alone = alone.update(grads, learning_rate, clip_norm);
+                let step = StepLoss {
+                    loss,
+                    tokens: work.tokens(),
+                };
+                (vec![alone], step)
+            }
+            Err(replicas) => {
+                parallel::descend(replicas, self.data, work, learning_rate, rng, clip_norm)
+            }
+        };
+        self.replicas = replicas;
+        step
     }
 
     /// The val loss and the val BLEU-4 of greedy captions, on the model without dropout.
     pub fn validate(&self) -> Result<Validation> {
-        let model = self.model.valid();
+        let model = self.first().plain();
         let loss = self.validation_loss(&model);
         let hypotheses = self.validation_captions(&model)?;
         let bleu4 =
@@ -238,10 +263,16 @@ impl<'a, B: Backend> Trainer<'a, B> {
     /// Self-critical training from here on: the best cross-entropy checkpoint's weights and a
     /// fresh optimizer.
     pub fn begin_scst(&mut self, best: &Path) -> Result<()> {
+        let first = &mut self.replicas[0];
         let (model, Skipped, _) =
-            decoder::load_checkpoint::<Train<B>, Skipped>(best, &self.device)?;
-        self.model = model;
-        self.optim = adam(&self.config.trainer).init();
+            decoder::load_checkpoint::<Train<B>, Skipped>(best, &first.device)?;
+        first.model = model;
+        first.optim = adam(&self.config.trainer).init();
+        let others: Vec<B::Device> = self.replicas[1..]
+            .iter()
+            .map(|r| r.device.clone())
+            .collect();
+        self.spread(&others);
         Ok(())
     }
 
@@ -257,9 +288,9 @@ impl<'a, B: Backend> Trainer<'a, B> {
         let (trainer, evaluator) = (&config.trainer, &config.evaluator);
         let per_image = trainer.scst_samples;
         let rows: Vec<usize> = images.iter().map(|&i| self.data.train_images[i]).collect();
-        let distinct = self.images(&rows);
+        let distinct = self.first().images(self.data, &rows);
         let vocab = &self.data.vocab;
-        let plain = self.model.valid();
+        let plain = self.first().plain();
         let (max_len, suppress_unk) = (evaluator.max_len, evaluator.suppress_unk);
         let samples = sample(
             &plain,
@@ -285,21 +316,20 @@ impl<'a, B: Backend> Trainer<'a, B> {
             greedy_rewards.as_deref(),
         );
         let sequences: Vec<Vec<u32>> = samples.iter().map(Sampled::sequence).collect();
-        let weights = caption_weights(&rewards.advantages, &sequences);
-        let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
-        let teacher = TeacherBatch::<Train<B>>::weighted(&refs, &weights, &self.device);
-        let images = autodiff(distinct).repeat_each(per_image);
+        let work = Work {
+            rows: rows
+                .iter()
+                .flat_map(|&row| std::iter::repeat_n(row, per_image))
+                .collect(),
+            captions: sequences.iter().map(Vec::as_slice).collect(),
+            weights: Some(caption_weights(&rewards.advantages, &sequences)),
+        };
         // No dropout: the gradient is REINFORCE's for the distribution just sampled.
-        let (loss, mut grads) = self.model.loss_and_grads(&images, &teacher, None);
-        if trainer.clip_norm > 0.0 {
-            clip_global_norm(&self.model, &mut grads, trainer.clip_norm);
-        }
-        let learning_rate = trainer.scst_learning_rate;
-        self.model = self.optim.step(learning_rate, self.model, grads);
+        let step = self.descend(&work, trainer.scst_learning_rate, None);
         let outcome = ScstStepOutcome {
-            loss: loss.into_scalar().elem::<f64>(),
+            loss: step.loss,
             rewards,
-            tokens: teacher.tokens,
+            tokens: step.tokens,
         };
         (self, outcome)
     }
@@ -311,12 +341,12 @@ impl<'a, B: Backend> Trainer<'a, B> {
         let (mut sum, mut tokens) = (0.0, 0usize);
         for batch in sorted_batches(&lengths, self.config.trainer.batch_size) {
             let rows: Vec<usize> = batch.iter().map(|&i| captions[i].image).collect();
-            let images = self.images(&rows);
+            let images = self.first().images(self.data, &rows);
             let ids: Vec<&[u32]> = batch
                 .iter()
                 .map(|&i| captions[i].tokens.as_slice())
                 .collect();
-            let teacher = TeacherBatch::<B>::new(&ids, &self.device);
+            let teacher = TeacherBatch::<B>::new(&ids, &self.first().device);
             let loss = model.loss(&images, &teacher).into_scalar().elem::<f64>();
             sum += loss * teacher.tokens as f64;
             tokens += teacher.tokens;
@@ -329,7 +359,7 @@ impl<'a, B: Backend> Trainer<'a, B> {
         let evaluator = &self.config.evaluator;
         let mut out = Vec::with_capacity(self.data.val_images.len());
         for chunk in self.data.val_images.chunks(DECODE_BATCH) {
-            let images = self.images(chunk);
+            let images = self.first().images(self.data, chunk);
             for ids in greedy(model, &images, evaluator.max_len, evaluator.suppress_unk) {
                 out.push(self.data.vocab.words(&ids)?);
             }
@@ -337,61 +367,19 @@ impl<'a, B: Backend> Trainer<'a, B> {
         Ok(out)
     }
 
-    /// The images of feature rows `rows`: their pooled vectors, and their grids when the
-    /// model reads them.
-    ///
-    /// # Panics
-    /// When the grid's temp file cannot be read back (a failing disk), with its error.
-    fn images(&self, rows: &[usize]) -> Images<B> {
-        let n = rows.len();
-        let index = Tensor::<B, 1, Int>::from_data(
-            TensorData::new(rows.iter().map(|&r| r as i64).collect::<Vec<_>>(), [n]),
-            &self.device,
-        );
-        let pooled = self.features.clone().select(0, index);
-        let grid = self.data.grid.as_ref().map(|store| {
-            let values = store
-                .read(rows)
-                .unwrap_or_else(|e| panic!("reading the grid features back: {e}"));
-            let shape = store.shape();
-            Tensor::from_data(
-                TensorData::new(values, [n, shape.regions(), shape.channels]),
-                &self.device,
-            )
-        });
-        Images { pooled, grid }
-    }
-
     /// Writes `last.mpk`, and `best.mpk` with `trained.json` when this epoch is the best.
     pub fn save(&self, dir: &ModelDir, best: bool) -> Result<()> {
         let info = trained_info(&self.inputs, &self.state)?;
+        let Replica { model, optim, .. } = self.first();
         if best {
-            decoder::save_checkpoint(
-                &dir.best(),
-                &self.model,
-                sorted(self.optim.to_record()),
-                &info,
-            )?;
+            decoder::save_checkpoint(&dir.best(), model, sorted(optim.to_record()), &info)?;
             contracts::atomic::write_atomically(
                 &dir.trained_json(),
                 serde_json::to_string_pretty(&info)?.as_bytes(),
             )?;
         }
-        decoder::save_checkpoint(
-            &dir.last(),
-            &self.model,
-            sorted(self.optim.to_record()),
-            &info,
-        )?;
+        decoder::save_checkpoint(&dir.last(), model, sorted(optim.to_record()), &info)?;
         Ok(())
-    }
-}
-
-/// The same images on the training backend.
-fn autodiff<B: Backend>(images: Images<B>) -> Images<Train<B>> {
-    Images {
-        pooled: Tensor::from_inner(images.pooled),
-        grid: images.grid.map(Tensor::from_inner),
     }
 }
 
@@ -416,6 +404,11 @@ pub fn repeats_itself(words: &[&str]) -> bool {
         .enumerate()
         .any(|(i, pair)| pairs[i + 1..].contains(pair));
     repeated_word || repeated_pair
+}
+
+/// The device of the replica that is validated and saved.
+fn primary<D>(devices: &[D]) -> &D {
+    devices.first().expect("training needs a device")
 }
 
 /// What this run trains with: the architecture `[model]` asks for and the inputs' hashes and

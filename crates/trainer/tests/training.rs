@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Tensor, TensorData};
 use contracts::WorkDir;
+use contracts::config::DecoderKind;
 use contracts::tables::{FEATURE_DIM, TokenRow, VocabTable};
 use contracts::{PipelineConfig, Split};
 use decoder::{Captioner, Images, Skipped, Trainable, greedy, load_captioner, load_checkpoint};
@@ -97,16 +98,13 @@ fn test_bleu4(captions: &[(String, [usize; 3], Vec<String>)]) -> f64 {
 fn the_attention_model_learns_from_a_grid_whose_regions_carry_the_answer() {
     let fixture = common::dataset_with_grid([6, 1, 2], 5);
     let mut config = fixture.config(14);
-    config.model.decoder = contracts::config::DecoderKind::Attention;
+    config.model.decoder = DecoderKind::Attention;
     config.model.attention_dim = 16;
     let summary = train(&config, false).unwrap();
     let device = Default::default();
     let work = WorkDir::new(fixture.work_dir());
     let trained = load_captioner::<B>(&work, &device).unwrap();
-    assert_eq!(
-        trained.info.model.kind(),
-        contracts::config::DecoderKind::Attention
-    );
+    assert_eq!(trained.info.model.kind(), DecoderKind::Attention);
     let test: Vec<String> = fixture
         .images
         .iter()
@@ -474,4 +472,54 @@ fn a_checkpoint_with_another_optimizer_state_is_refused_with_a_way_out() {
         err.contains("last.mpk") && err.contains("without --resume"),
         "{err}"
     );
+}
+
+/// Every epoch's train and val loss, cross-entropy and self-critical ones.
+fn losses(summary: &TrainSummary) -> Vec<[f64; 2]> {
+    summary
+        .history
+        .iter()
+        .map(|epoch| [epoch.train_loss, epoch.val_loss])
+        .collect()
+}
+
+#[test]
+fn a_batch_split_across_devices_trains_as_it_does_on_one() {
+    let fixture = common::dataset_with_grid([2, 1, 0], 21);
+    // 7 captions go to 2 devices as slices of 4 and 3; 2 captions on 3 devices leave one idle.
+    // The two runs sum in different orders, and each step feeds its rounding into the next:
+    // at batch size 2 (four times the steps) the attention model's losses drift apart by
+    // 1e-4 in the second epoch, so that case trains one epoch. Self-critical sampling turns
+    // rounding differences into other samples now and then, so one self-critical epoch is
+    // compared on the 2-device runs only.
+    for decoder in [DecoderKind::Merge, DecoderKind::Attention] {
+        for (devices, batch_size, epochs, scst_epochs) in [(2, 7, 2, 1), (3, 2, 1, 0)] {
+            let mut config = scst_config(&fixture, scst_epochs);
+            config.trainer.epochs = epochs;
+            config.trainer.batch_size = batch_size;
+            config.trainer.learning_rate = 1e-3;
+            config.model.decoder = decoder;
+            config.model.attention_dim = 16;
+            // Each device draws its own dropout masks: only without dropout are the runs
+            // the same.
+            config.model.dropout = 0.0;
+            let one = train(&config, false).unwrap();
+            config.trainer.devices = vec!["cpu".parse().unwrap(); devices];
+            let split = train(&config, false).unwrap();
+            assert_eq!((one.devices, split.devices), (1, devices));
+            assert_eq!(one.history.len(), epochs + scst_epochs);
+            for (epoch, (a, b)) in losses(&one).iter().zip(losses(&split)).enumerate() {
+                for (a, b) in a.iter().zip(b) {
+                    // Relative, except near 0 (a self-critical loss).
+                    assert!(
+                        (a - b).abs() <= 1e-4 * a.abs().max(1.0),
+                        "{decoder:?} on {devices} devices, epoch {}: {:?} against {:?}",
+                        epoch + 1,
+                        losses(&one),
+                        losses(&split)
+                    );
+                }
+            }
+        }
+    }
 }

@@ -212,6 +212,9 @@ pub struct TrainerConfig {
     pub seed: u64,
     /// `cpu`, or `cuda` on a build with the `cuda` feature.
     pub device: Device,
+    /// Data-parallel training: the devices of `device`'s kind that each take a slice of every
+    /// batch (`["cuda:0", "cuda:1"]`); empty, the default, is `device` alone.
+    pub devices: Vec<DeviceSlot>,
     /// Self-critical epochs after the cross-entropy ones, from the best cross-entropy
     /// checkpoint (0: none).
     pub scst_epochs: usize,
@@ -239,6 +242,7 @@ impl Default for TrainerConfig {
             val_metric: ValMetric::Bleu4,
             seed: 42,
             device: Device::Cpu,
+            devices: Vec::new(),
             scst_epochs: 0,
             scst_samples: 5,
             scst_baseline: ScstBaseline::Mean,
@@ -307,6 +311,77 @@ impl Device {
 impl fmt::Display for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// One device of a backend: an entry of `trainer.devices`, written `cpu`, `cuda` (its first
+/// device) or `cuda:N`.
+///
+/// The CPU backend has one device; naming it more than once runs that many replicas on the
+/// same cores, which tests data-parallel training without GPUs but is no faster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DeviceSlot {
+    pub kind: Device,
+    /// The device's index among its kind's (always 0 for `cpu`).
+    pub index: u16,
+}
+
+impl DeviceSlot {
+    pub const EXPECTED: &str = "\"cpu\", \"cuda\" or \"cuda:N\"";
+}
+
+impl std::str::FromStr for DeviceSlot {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let slot = |kind, index| Ok(Self { kind, index });
+        let bad = || Err(format!("device {text:?}: expected {}", Self::EXPECTED));
+        match text.split_once(':') {
+            None if text == "cpu" => slot(Device::Cpu, 0),
+            None if text == "cuda" => slot(Device::Cuda, 0),
+            Some(("cuda", index)) => index
+                .parse()
+                .map_or_else(|_| bad(), |i| slot(Device::Cuda, i)),
+            _ => bad(),
+        }
+    }
+}
+
+impl TryFrom<String> for DeviceSlot {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+impl From<DeviceSlot> for String {
+    fn from(slot: DeviceSlot) -> String {
+        slot.to_string()
+    }
+}
+
+impl fmt::Display for DeviceSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            Device::Cpu => f.write_str("cpu"),
+            Device::Cuda => write!(f, "cuda:{}", self.index),
+        }
+    }
+}
+
+impl TrainerConfig {
+    /// The devices training runs on: `devices`, or `device`'s first one when it is empty.
+    pub fn replicas(&self) -> Vec<DeviceSlot> {
+        if self.devices.is_empty() {
+            vec![DeviceSlot {
+                kind: self.device,
+                index: 0,
+            }]
+        } else {
+            self.devices.clone()
+        }
     }
 }
 
@@ -459,6 +534,17 @@ impl Override {
         })
     }
 
+    /// The key a flag taking a list of words sets (`--devices cuda:0,cuda:1`): an array of
+    /// strings.
+    pub fn list_flag(flag: &'static str, key: &str, values: Option<&Vec<String>>) -> Option<Self> {
+        values.map(|values| Self {
+            key: key.to_string(),
+            value: toml::Value::Array(values.iter().cloned().map(toml::Value::String).collect()),
+            text: values.join(","),
+            flag: Some(flag),
+        })
+    }
+
     /// The key a flag taking a path or name sets: the value is a string as given.
     pub fn text_flag(flag: &'static str, key: &str, value: Option<impl ToString>) -> Option<Self> {
         value.map(|v| {
@@ -551,6 +637,20 @@ impl PipelineConfig {
                      ({}): the center crop must fit in the resized image",
                     source("featurizer.crop"),
                     source("featurizer.resize")
+                ),
+            });
+        }
+        let trainer = &self.trainer;
+        if let Some(other) = trainer.devices.iter().find(|d| d.kind != trainer.device) {
+            return Err(ContractError::Setting {
+                message: format!(
+                    "trainer.devices names {other} ({}), but trainer.device = \"{}\" ({}): \
+                     set trainer.device = \"{}\" as well, or list {} devices only",
+                    source("trainer.devices"),
+                    trainer.device,
+                    source("trainer.device"),
+                    other.kind,
+                    trainer.device
                 ),
             });
         }
@@ -775,6 +875,11 @@ mod tests {
             ("trainer.val_metric", "bleu5", "one of \"bleu4\", \"loss\""),
             ("trainer.seed", "many", "an integer >= 0"),
             ("trainer.device", "tpu", "one of \"cpu\", \"cuda\""),
+            (
+                "trainer.devices",
+                "[\"cuda:x\"]",
+                "a list of \"cpu\", \"cuda\" or \"cuda:N\", such as [\"cuda:0\", \"cuda:1\"]",
+            ),
             ("trainer.scst_epochs", "-1", "an integer from 0 to 100000"),
             ("trainer.scst_samples", "1", "an integer from 2 to 100"),
             (
@@ -859,6 +964,58 @@ mod tests {
              cleaner.test_fraction = 0.5 (from --set cleaner.test_fraction=0.5) leave no images \
              for train: their sum must be below 1"
         );
+        let devices = Override::list_flag(
+            "--devices",
+            "trainer.devices",
+            Some(&vec!["cuda:0".into(), "cuda:1".into()]),
+        );
+        assert_eq!(
+            load_error(Path::new("none.toml"), &[devices.unwrap()]),
+            "trainer.devices names cuda:0 (from --devices cuda:0,cuda:1), but trainer.device = \
+             \"cpu\" (the default): set trainer.device = \"cuda\" as well, or list cpu devices \
+             only"
+        );
+    }
+
+    #[test]
+    fn devices_are_cpu_cuda_or_cuda_with_an_index() {
+        let slot = |text: &str| text.parse::<DeviceSlot>();
+        let cuda = |index| DeviceSlot {
+            kind: Device::Cuda,
+            index,
+        };
+        assert_eq!(
+            slot("cpu"),
+            Ok(DeviceSlot {
+                kind: Device::Cpu,
+                index: 0
+            })
+        );
+        assert_eq!(slot("cuda"), Ok(cuda(0)));
+        assert_eq!(slot("cuda:3"), Ok(cuda(3)));
+        for bad in ["cpu:1", "cuda:", "cuda:-1", "gpu", ""] {
+            assert_eq!(
+                slot(bad),
+                Err(format!(
+                    "device {bad:?}: expected \"cpu\", \"cuda\" or \"cuda:N\""
+                ))
+            );
+        }
+        let config = PipelineConfig::load(
+            Path::new("none.toml"),
+            &sets(&["trainer.devices=[\"cpu\", \"cpu\"]"]),
+            true,
+        )
+        .unwrap();
+        assert_eq!(config.trainer.replicas().len(), 2);
+        assert_eq!(
+            PipelineConfig::default().trainer.replicas(),
+            [DeviceSlot {
+                kind: Device::Cpu,
+                index: 0
+            }]
+        );
+        assert_eq!(cuda(1).to_string(), "cuda:1");
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub enum Allowed {
     Bool,
     /// Any string (paths and file names).
     Text,
+    /// A list of devices, each `cpu`, `cuda` or `cuda:N` ([`super::DeviceSlot`]).
+    Devices,
 }
 
 impl Allowed {
@@ -72,6 +74,10 @@ impl Allowed {
             (Self::Float { .. }, toml::Value::Float(v)) => self.admits_float(*v),
             (Self::Choice(choices), toml::Value::String(v)) => choices.contains(&v.as_str()),
             (Self::Bool, toml::Value::Boolean(_)) | (Self::Text, toml::Value::String(_)) => true,
+            (Self::Devices, toml::Value::Array(items)) => items.iter().all(|item| {
+                item.as_str()
+                    .is_some_and(|text| text.parse::<super::DeviceSlot>().is_ok())
+            }),
             _ => false,
         }
     }
@@ -113,6 +119,11 @@ impl fmt::Display for Allowed {
             }
             Self::Bool => f.write_str("true or false"),
             Self::Text => f.write_str("a string"),
+            Self::Devices => write!(
+                f,
+                "a list of {}, such as [\"cuda:0\", \"cuda:1\"]",
+                super::DeviceSlot::EXPECTED
+            ),
         }
     }
 }
@@ -171,6 +182,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("trainer.val_metric", Allowed::Choice(&["bleu4", "loss"])),
     setting("trainer.seed", ANY_SEED),
     setting("trainer.device", DEVICES),
+    setting("trainer.devices", Allowed::Devices),
     setting("trainer.scst_epochs", Allowed::int(0, 100_000)),
     setting("trainer.scst_samples", Allowed::int(2, 100)),
     setting(

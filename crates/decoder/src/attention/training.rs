@@ -108,7 +108,8 @@ impl<B: AutodiffBackend> Trainable<B> for AttentionModel<B> {
         );
         let (loss, head_grads) =
             scored_head(&model.output, None, hidden, None, &inner, self.dropout, rng);
-        let grads = recurrence::backward(&model, run, head_grads.hidden, self.attention_reg);
+        let attention_reg = self.attention_reg * batch.caption_share;
+        let grads = recurrence::backward(&model, run, head_grads.hidden, attention_reg);
 
         // The surrogate carries the inputs' gradients into the autodiff graph.
         let surrogate = (initial.hidden * Tensor::from_inner(grads.initial.hidden)).sum()
