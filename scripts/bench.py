@@ -9,7 +9,8 @@ resize, network, write), 2 threads, batch 16, ResNet50 with random weights on bo
 (speed does not depend on the weight values), timed after the network is built.
 Trainer: see crates/trainer/benches/train.rs and scripts/bench_trainer.py; the attention trainer
 (`--attention`) against scripts/bench_attention.py, with its peak memory while the grid of 6,000
-images (2.4 GB) sits in a temp file.
+images (2.4 GB) sits in a temp file. A second table shows an epoch's time and the peak memory
+at Flickr8k's size and at COCO's (600,000 captions, 123,000 images, vocabulary 10,000).
 METEOR: 1,000 images with 5 references each (Flickr8k test captions when the caption file is
 found, else generated ones), crates/metrics/benches/meteor.rs against scripts/bench_meteor_jar.py
 (pycocoevalcap's Meteor(), which runs the jar): the time to load the data (ours: data/meteor/;
@@ -97,6 +98,30 @@ def attention_rows():
     return [row + [f"{float(torch.group(1)):.1f}", f"{ratio:.2f}x", f"{ours.group(2)} MiB", f"{torch.group(2)} MiB"]], []
 
 
+def growth_table():
+    """How an epoch's time and the peak memory grow from Flickr8k's size to COCO's
+    (crates/trainer/benches/train.rs --epoch, one process per size so each peak is its own):
+    Flickr8k's epoch timed whole, COCO's on every 20th batch."""
+    sizes = []
+    for scale, stride in (("flickr8k", 1), ("coco", 20)):
+        out = subprocess.run(["cargo", "bench", "--locked", "-q", "-p", "trainer", "--bench", "train", "--",
+                              "--epoch", scale, "--stride", str(stride)], cwd=ROOT,
+                             check=True, capture_output=True, text=True,
+                             env={**os.environ, "RAYON_NUM_THREADS": str(THREADS)}).stdout
+        m = re.search(r"burn epoch \S+ .*?: (\d+) captions, (\d+) images, vocabulary (\d+): epoch (\d+) s "
+                      r"\((\d+) of (\d+) batches timed.*?([\d.]+) captions/s\), peak memory (\S+) MiB, pooled features (\d+) MiB", out)
+        sizes.append((scale, *m.groups()))
+    (_, c0, i0, _, t0, *_, m0, f0), (_, c1, i1, _, t1, *_, m1, f1) = sizes
+    lines = ["| size | captions | images | vocabulary | batches timed | captions/s | epoch | peak memory | pooled features |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for scale, captions, images, vocab, epoch, timed, batches, rate, peak, features in sizes:
+        lines.append(f"| {scale} | {int(captions):,} | {int(images):,} | {int(vocab):,} | {timed} of {batches} | {float(rate):.0f} "
+                     f"| {int(epoch):,} s | {peak} MiB | {int(features):,} MiB |")
+    lines.append(f"| growth | {int(c1) / int(c0):.1f}x | {int(i1) / int(i0):.1f}x | | | | {int(t1) / int(t0):.1f}x "
+                 f"| +{float(m1) - float(m0):,.0f} MiB | +{int(f1) - int(f0):,} MiB |")
+    return lines
+
+
 def meteor_corpus(images=1000):
     """1,000 images with 5 references: Flickr8k test images when the caption file is here (a
     caption of each image against its other four and the first caption of the next image),
@@ -156,6 +181,8 @@ def main():
         print("| " + " | ".join(r) + " |")
     for n in notes:
         print(f"\n{n}")
+    print("\nThe trainer from Flickr8k's size to COCO's (one epoch of the default model, validation left out):\n")
+    print("\n".join(growth_table()))
 
 
 if __name__ == "__main__":

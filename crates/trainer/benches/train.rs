@@ -6,13 +6,17 @@
 //!     cargo bench -p trainer -- --no-python
 //!     cargo bench -p trainer -- --attention --steps 10  # the attention model, next to
 //!                                                       # scripts/bench_attention.py
+//!     cargo bench -p trainer -- --epoch flickr8k        # one epoch's time and peak memory
+//!     cargo bench -p trainer -- --epoch coco --stride 20  # at COCO's size, every 20th batch
 
 use std::path::Path;
 use std::process::Command;
 
 use contracts::config::Device;
 use models::backend::run_on;
-use trainer::bench::{AttentionBenchTask, BenchOptions, BenchTask, synthetic_dataset, with_grid};
+use trainer::bench::{
+    AttentionBenchTask, BenchOptions, BenchTask, EpochBenchTask, synthetic_dataset, with_grid,
+};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -36,6 +40,10 @@ fn main() -> anyhow::Result<()> {
         "cuda" => Device::Cuda,
         other => anyhow::bail!("--device {other}: expected cpu or cuda"),
     };
+    if let Some(scale) = value("--epoch") {
+        let stride = value("--stride").map_or(Ok(1), |s| s.parse())?;
+        return epoch(&scale, stride, kind, &device);
+    }
     if args.iter().any(|a| a == "--attention") {
         return attention(
             &options,
@@ -114,6 +122,44 @@ fn attention(
     if !no_python && device == "cpu" {
         compare_with_pytorch("bench_attention.py", options, report.captions_per_s);
     }
+    Ok(())
+}
+
+/// One epoch of the default model at `scale` ("flickr8k" or "coco"), timed on every
+/// `stride`-th batch: its time, and the process's peak memory next to the feature table's size.
+fn epoch(scale: &str, stride: usize, kind: Device, device: &str) -> anyhow::Result<()> {
+    let options = match scale {
+        "flickr8k" => BenchOptions::default(),
+        "coco" => BenchOptions::coco(),
+        other => anyhow::bail!("--epoch {other}: expected flickr8k or coco"),
+    };
+    let data = synthetic_dataset(&options);
+    let report = run_on(
+        kind,
+        EpochBenchTask {
+            options: &options,
+            data: &data,
+            stride,
+        },
+    )??;
+    println!(
+        "burn epoch {scale} ({device}, {} threads): {} captions, {} images, vocabulary {}: \
+         epoch {:.0} s ({} of {} batches timed, {:.1} s, {:.1} captions/s), peak memory {} MiB, \
+         pooled features {:.0} MiB",
+        threads(),
+        options.captions,
+        options.images,
+        options.vocab,
+        report.epoch_seconds,
+        report.timed,
+        report.batches,
+        report.seconds,
+        report.captions as f64 / report.seconds,
+        report
+            .peak_rss_mib
+            .map_or("?".into(), |m| format!("{m:.0}")),
+        options.features_mib(),
+    );
     Ok(())
 }
 

@@ -5,7 +5,8 @@
 //! random captions over an 8,000-token vocabulary, lengths drawn like Flickr8k's (about 13
 //! tokens on average, at most 34), batches of 64 cut by length as in training. Times the same
 //! steps the trainer runs (fused loss and gradients, global-norm clipping, Adam) after a few
-//! warm-up steps.
+//! warm-up steps. [`run_epoch`] times an epoch instead, at Flickr8k's or COCO's size
+//! ([`BenchOptions::coco`]), to show how time and memory grow with the data.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -54,6 +55,24 @@ impl Default for BenchOptions {
             warmup: 3,
             seed: 0,
         }
+    }
+}
+
+impl BenchOptions {
+    /// COCO's size (Karpathy's splits: about 123,000 images with five captions each), with a
+    /// vocabulary of 10,000 tokens.
+    pub fn coco() -> Self {
+        Self {
+            captions: 600_000,
+            images: 123_000,
+            vocab: 10_000,
+            ..Self::default()
+        }
+    }
+
+    /// The pooled feature table's size in MiB: what the trainer holds per image.
+    pub fn features_mib(&self) -> f64 {
+        (self.images * FEATURE_DIM * size_of::<f32>()) as f64 / (1024.0 * 1024.0)
     }
 }
 
@@ -260,6 +279,77 @@ pub fn run_attention<B: Backend>(
     let mut config = bench_config(options);
     config.model.decoder = DecoderKind::Attention;
     time_steps::<B>(options, &config, data, device)
+}
+
+/// An epoch's cost, timed on a sample of its batches.
+#[derive(Debug, Clone)]
+pub struct EpochReport {
+    /// Batches in the epoch, and those timed (every `stride`-th).
+    pub batches: usize,
+    pub timed: usize,
+    /// Captions in the timed batches.
+    pub captions: usize,
+    pub seconds: f64,
+    /// The epoch's time: the timed seconds per caption times the epoch's captions.
+    pub epoch_seconds: f64,
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// Times every `stride`-th batch of one epoch of the default model on `data` (the epoch's
+/// length buckets, in their shuffled order, so the sample has the epoch's mix of lengths),
+/// after `options.warmup` untimed steps. Validation is not part of it.
+pub fn run_epoch<B: Backend>(
+    options: &BenchOptions,
+    data: &Dataset,
+    device: &B::Device,
+    stride: usize,
+) -> Result<EpochReport> {
+    let config = bench_config(options);
+    let mut run = Trainer::<B>::start(&config, data, std::slice::from_ref(device))?;
+    let lengths: Vec<usize> = data.train.iter().map(|c| c.tokens.len()).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+    let batches = length_buckets(&lengths, options.batch_size, &mut rng);
+    let sample: Vec<&[usize]> = batches
+        .iter()
+        .step_by(stride.max(1))
+        .map(Vec::as_slice)
+        .collect();
+    let learning_rate = config.trainer.learning_rate;
+    for &batch in sample.iter().take(options.warmup) {
+        (run, _) = run.step(batch, learning_rate, &mut rng);
+    }
+    let started = Instant::now();
+    let mut captions = 0;
+    for &batch in &sample {
+        let loss;
+        (run, loss) = run.step(batch, learning_rate, &mut rng);
+        anyhow::ensure!(loss.loss.is_finite(), "benchmark loss is {}", loss.loss);
+        captions += batch.len();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(EpochReport {
+        batches: batches.len(),
+        timed: sample.len(),
+        captions,
+        seconds,
+        epoch_seconds: seconds / captions as f64 * data.train.len() as f64,
+        peak_rss_mib: peak_rss_mib(),
+    })
+}
+
+/// [`run_epoch`] as a task for [`models::backend::run_on`].
+pub struct EpochBenchTask<'a> {
+    pub options: &'a BenchOptions,
+    pub data: &'a Dataset,
+    pub stride: usize,
+}
+
+impl BackendTask for EpochBenchTask<'_> {
+    type Output = Result<EpochReport>;
+
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+        run_epoch::<B>(self.options, self.data, &device, self.stride)
+    }
 }
 
 /// Times `options.steps` training steps of the default model on `data`.
