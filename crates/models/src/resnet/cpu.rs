@@ -26,20 +26,19 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::backend::Backend;
 
 use self::conv::Conv;
-use self::layout::Activation;
+use self::layout::{Activation, Buffers};
 use self::matmul::Finish;
 use self::winograd::Winograd;
 use super::profile::{Layer, Profile};
 use super::{FoldedBottleneck, FoldedResNet};
 
 /// [`FoldedResNet`]'s weights, prepared for [`CpuResNet::forward`].
-#[derive(Clone, PartialEq)]
 pub(crate) struct CpuResNet {
     stem: Conv,
     blocks: Vec<Block>,
+    buffers: Buffers,
 }
 
-#[derive(Clone, PartialEq)]
 struct Block {
     conv1: Conv,
     conv2: Conv3x3,
@@ -48,7 +47,6 @@ struct Block {
 }
 
 /// A bottleneck's 3x3 convolution: Winograd at stride 1, gathered tiles at stride 2.
-#[derive(Clone, PartialEq)]
 enum Conv3x3 {
     Winograd(Winograd),
     Strided(Conv),
@@ -65,6 +63,7 @@ impl CpuResNet {
         Self {
             stem: prepare(&network.conv1),
             blocks: network.blocks().map(Block::new).collect(),
+            buffers: Buffers::default(),
         }
     }
 
@@ -76,18 +75,25 @@ impl CpuResNet {
         (height, width): (usize, usize),
         profile: &mut Profile,
     ) -> Vec<f32> {
-        let channels = self.stem.in_channels;
+        let buffers = &self.buffers;
+        let shape = (images, self.stem.in_channels, height, width);
         let x = profile.time(Layer::Layout, 0, || {
-            Activation::from_channels_first(pixels, images, channels, height, width)
+            Activation::from_channels_first(pixels, shape, buffers)
         });
-        let x = profile.time(Layer::Stem7x7, self.stem.macs(&x), || {
-            self.stem.forward(&x, Finish::RELU)
+        let stem = profile.time(Layer::Stem7x7, self.stem.macs(&x), || {
+            self.stem.forward(&x, Finish::RELU, buffers)
         });
-        let mut x = profile.time(Layer::MaxPool, 0, || pool::max_pool_3x3_s2(&x));
+        x.recycle(buffers);
+        let mut x = profile.time(Layer::MaxPool, 0, || pool::max_pool_3x3_s2(&stem, buffers));
+        stem.recycle(buffers);
         for block in &self.blocks {
-            x = block.forward(&x, profile);
+            let out = block.forward(&x, profile, buffers);
+            x.recycle(buffers);
+            x = out;
         }
-        profile.time(Layer::AveragePool, 0, || pool::global_average(&x))
+        let features = profile.time(Layer::AveragePool, 0, || pool::global_average(&x));
+        x.recycle(buffers);
+        features
     }
 }
 
@@ -106,31 +112,37 @@ impl Block {
         }
     }
 
-    fn forward(&self, x: &Activation, profile: &mut Profile) -> Activation {
+    fn forward(&self, x: &Activation, profile: &mut Profile, buffers: &Buffers) -> Activation {
         let shortcut = self.downsample.as_ref().map(|ds| {
             profile.time(Layer::Downsample, ds.macs(x), || {
-                ds.forward(x, Finish::BIAS)
+                ds.forward(x, Finish::BIAS, buffers)
             })
         });
         let identity = shortcut.as_ref().unwrap_or(x);
-        let h = profile.time(Layer::Conv1x1, self.conv1.macs(x), || {
-            self.conv1.forward(x, Finish::RELU)
+        let h1 = profile.time(Layer::Conv1x1, self.conv1.macs(x), || {
+            self.conv1.forward(x, Finish::RELU, buffers)
         });
-        let h = match &self.conv2 {
-            Conv3x3::Winograd(conv) => {
-                profile.time(Layer::Conv3x3, conv.macs(&h), || conv.forward(&h))
-            }
-            Conv3x3::Strided(conv) => profile.time(Layer::Conv3x3Stride2, conv.macs(&h), || {
-                conv.forward(&h, Finish::RELU)
+        let h2 = match &self.conv2 {
+            Conv3x3::Winograd(conv) => profile.time(Layer::Conv3x3, conv.macs(&h1), || {
+                conv.forward(&h1, buffers)
+            }),
+            Conv3x3::Strided(conv) => profile.time(Layer::Conv3x3Stride2, conv.macs(&h1), || {
+                conv.forward(&h1, Finish::RELU, buffers)
             }),
         };
+        h1.recycle(buffers);
         let finish = Finish {
             relu: true,
             residual: Some(&identity.data),
         };
-        profile.time(Layer::Conv1x1, self.conv3.macs(&h), || {
-            self.conv3.forward(&h, finish)
-        })
+        let out = profile.time(Layer::Conv1x1, self.conv3.macs(&h2), || {
+            self.conv3.forward(&h2, finish, buffers)
+        });
+        h2.recycle(buffers);
+        if let Some(shortcut) = shortcut {
+            shortcut.recycle(buffers);
+        }
+        out
     }
 }
 

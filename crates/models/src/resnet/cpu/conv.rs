@@ -7,10 +7,18 @@
 //! multiplies that tile. Output tiles are the unit of work for the rayon threads; each gets
 //! its bias, residual and ReLU right after its product (see `matmul.rs`).
 
+use std::cell::RefCell;
+
 use rayon::prelude::*;
 
-use super::layout::Activation;
+use super::layout::{Activation, Buffers};
 use super::matmul::{Finish, Weights, product};
+
+thread_local! {
+    /// Each thread's gathered tile, kept between tiles and layers (up to 5 MB: 256 rows of a
+    /// 3x3 convolution over 512 channels).
+    static PATCHES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
 
 /// A square convolution with bias, prepared for channels-last activations.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,17 +76,23 @@ impl Conv {
     }
 
     /// `finish(conv(x) + bias)`; a residual in `finish` has the output's layout.
-    pub fn forward(&self, x: &Activation, finish: Finish<'_>) -> Activation {
+    pub fn forward(&self, x: &Activation, finish: Finish<'_>, buffers: &Buffers) -> Activation {
         assert_eq!(x.channels, self.in_channels, "input channels");
         let (k, n) = (self.weights.k, self.weights.n);
-        let mut out =
-            Activation::zeros(x.images, self.out_size(x.height), self.out_size(x.width), n);
+        let mut out = Activation::uninit(
+            buffers,
+            x.images,
+            self.out_size(x.height),
+            self.out_size(x.width),
+            n,
+        );
         let direct = self.kernel == 1 && self.stride == 1;
         let tile = tile_rows(out.rows(), k, n);
         let shape = (out.height, out.width);
-        out.data.par_chunks_mut(tile * n).enumerate().for_each_init(
-            Vec::new,
-            |patches, (index, out_tile)| {
+        out.data
+            .par_chunks_mut(tile * n)
+            .enumerate()
+            .for_each(|(index, out_tile)| {
                 let first = index * tile;
                 let rows = out_tile.len() / n;
                 let finish = Finish {
@@ -89,11 +103,12 @@ impl Conv {
                     let lhs = &x.data[first * k..(first + rows) * k];
                     product(lhs, &self.weights, out_tile, finish);
                 } else {
-                    self.gather(x, shape, first..first + rows, patches);
-                    product(patches, &self.weights, out_tile, finish);
+                    PATCHES.with_borrow_mut(|patches| {
+                        self.gather(x, shape, first..first + rows, patches);
+                        product(patches, &self.weights, out_tile, finish);
+                    });
                 }
-            },
-        );
+            });
         out
     }
 
@@ -218,7 +233,8 @@ mod tests {
             let weight = values(cout * cin * kernel * kernel, 2);
             let bias = values(cout, 3);
             let expected = reference(&x, &weight, &bias, kernel, stride, pad);
-            let out = Conv::new(&weight, bias, kernel, stride, pad).forward(&x, Finish::BIAS);
+            let conv = Conv::new(&weight, bias, kernel, stride, pad);
+            let out = conv.forward(&x, Finish::BIAS, &Buffers::default());
             let err = out
                 .data
                 .iter()

@@ -4,13 +4,13 @@
 
 use rayon::prelude::*;
 
-use super::layout::Activation;
+use super::layout::{Activation, Buffers};
 
 /// 3x3 max pooling with stride 2 and padding 1 (padding never wins: torch pads with -inf).
-pub(crate) fn max_pool_3x3_s2(x: &Activation) -> Activation {
+pub(crate) fn max_pool_3x3_s2(x: &Activation, buffers: &Buffers) -> Activation {
     let (h, w, c) = (x.height, x.width, x.channels);
     let (oh, ow) = ((h - 1) / 2 + 1, (w - 1) / 2 + 1);
-    let mut out = Activation::zeros(x.images, oh, ow, c);
+    let mut out = Activation::uninit(buffers, x.images, oh, ow, c);
     out.data
         .par_chunks_mut(ow * c)
         .enumerate()
@@ -56,7 +56,7 @@ mod tests {
         // One channel, 4 x 4, value = 4 y + x: each output is its window's bottom-right value.
         let mut x = Activation::zeros(1, 4, 4, 1);
         x.data = (0..16).map(|v| v as f32).collect();
-        let p = max_pool_3x3_s2(&x);
+        let p = max_pool_3x3_s2(&x, &Buffers::default());
         assert_eq!((p.height, p.width), (2, 2));
         assert_eq!(p.data, [5.0, 7.0, 13.0, 15.0]);
     }

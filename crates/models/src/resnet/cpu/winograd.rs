@@ -8,8 +8,8 @@
 //! of 4 (7 and 14: tiles over 8x8 and 16x16, 3.1x fewer).
 //!
 //! The filter transform runs once, in f64, when the network is prepared. The work per call
-//! goes in groups of whole tile rows (as many as keep the group's transformed inputs and
-//! products within [`GROUP_BYTES`]), each in three parallel phases: input transform (per
+//! goes in groups of whole tile rows (at least [`MIN_TILES`] tiles and [`GROUP_BYTES`] of
+//! transformed inputs and products), each in three parallel phases: input transform (per
 //! tile), the 36 products (per point, faer), output transform with bias and ReLU (per tile
 //! row, which is a contiguous run of output rows). Buffers are tile-major
 //! (`[tile][point][channel]`), so each tile's values are contiguous for the transforms, and
@@ -21,15 +21,18 @@ use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 use wide::f32x8;
 
-use super::layout::Activation;
+use super::layout::{Activation, Buffers};
 
 /// Output side of a tile, input side of a tile, points per tile.
 const OUT: usize = 4;
 const IN: usize = OUT + 2;
 const POINTS: usize = IN * IN;
 
-/// Bytes of transformed inputs and products one group may hold (both stay in the L3 cache).
-const GROUP_BYTES: usize = 8 << 20;
+/// Bytes of transformed inputs and products a group holds at least (in the L3 cache)...
+const GROUP_BYTES: usize = 4 << 20;
+/// ... and tiles at least: the rows of its products, enough to amortise reading the filters
+/// (as for the tiles of `conv.rs`).
+const MIN_TILES: usize = 256;
 
 /// Channels per SIMD lane group.
 const LANES: usize = 8;
@@ -119,16 +122,18 @@ impl Winograd {
     }
 
     /// `relu(conv(x) + bias)`.
-    pub fn forward(&self, x: &Activation) -> Activation {
+    pub fn forward(&self, x: &Activation, buffers: &Buffers) -> Activation {
         assert_eq!(x.channels, self.in_channels, "input channels");
         let (cin, cout) = (self.in_channels, self.out_channels);
         let (th, tw) = (x.height.div_ceil(OUT), x.width.div_ceil(OUT));
-        let mut out = Activation::zeros(x.images, x.height, x.width, cout);
+        let mut out = Activation::uninit(buffers, x.images, x.height, x.width, cout);
         let tile_rows = x.images * th;
         let per_tile_row = POINTS * tw * (cin + cout) * 4;
-        let group = (GROUP_BYTES / per_tile_row).clamp(1, tile_rows);
-        let mut inputs = vec![0.0f32; group * tw * POINTS * cin];
-        let mut products = vec![0.0f32; group * tw * POINTS * cout];
+        let group = (GROUP_BYTES / per_tile_row)
+            .max(MIN_TILES.div_ceil(tw))
+            .clamp(1, tile_rows);
+        let mut inputs = buffers.take(group * tw * POINTS * cin);
+        let mut products = buffers.take(group * tw * POINTS * cout);
         // Output rows of each tile row: OUT image rows, fewer at an image's bottom edge.
         let mut out_rows: Vec<&mut [f32]> = Vec::with_capacity(tile_rows);
         let mut rest = out.data.as_mut_slice();
@@ -158,6 +163,8 @@ impl Winograd {
                 .zip(products.par_chunks(tw * POINTS * cout))
                 .for_each(|(rows, m)| self.transform_output(m, x.width, rows));
         }
+        buffers.give(inputs);
+        buffers.give(products);
         out
     }
 
@@ -245,15 +252,23 @@ fn transpose<const R: usize, const C: usize>(m: [[f32x8; C]; R]) -> [[f32x8; R];
 }
 
 /// Up to 8 values into lanes (the rest zero).
+#[inline(always)]
 fn load(values: &[f32]) -> f32x8 {
+    if let Ok(lanes) = <[f32; LANES]>::try_from(values) {
+        return f32x8::new(lanes);
+    }
     let mut lanes = [0.0; LANES];
     lanes[..values.len()].copy_from_slice(values);
     f32x8::new(lanes)
 }
 
 /// The first `out.len()` lanes.
+#[inline(always)]
 fn store(value: f32x8, out: &mut [f32]) {
-    out.copy_from_slice(&value.to_array()[..out.len()]);
+    match <&mut [f32; LANES]>::try_from(&mut *out) {
+        Ok(lanes) => *lanes = value.to_array(),
+        Err(_) => out.copy_from_slice(&value.to_array()[..out.len()]),
+    }
 }
 
 #[cfg(test)]
@@ -276,8 +291,10 @@ mod tests {
             x.data = values(x.data.len(), 1);
             let weight = values(cout * cin * 9, 2);
             let bias = values(cout, 3);
-            let direct = Conv::new(&weight, bias.clone(), 3, 1, 1).forward(&x, Finish::RELU);
-            let fast = Winograd::new(&weight, bias).forward(&x);
+            let buffers = Buffers::default();
+            let direct =
+                Conv::new(&weight, bias.clone(), 3, 1, 1).forward(&x, Finish::RELU, &buffers);
+            let fast = Winograd::new(&weight, bias).forward(&x, &buffers);
             let scale = direct.data.iter().fold(0f32, |m, v| m.max(v.abs()));
             let err = fast
                 .data
