@@ -126,13 +126,15 @@ fn featurize<B: Backend>(options: &Options, device: &B::Device) -> Result<Summar
         let network = load_resnet::<B>(&options.network, &options.weights, device)?;
         summary.load = loading.elapsed();
         let provenance = base_provenance(&list, &settings)?;
+        // The CPU path keeps both cores busy in every layer; burn's tensor operations do not.
+        let halves = !network.uses_cpu_path();
         run_parts(
             options,
             &list,
             &todo,
             &provenance,
             device,
-            |images| network.forward(images),
+            (|images| network.forward(images), halves),
             &mut summary,
         )?;
     }
@@ -222,7 +224,7 @@ fn run_parts<B: Backend>(
     todo: &[Part],
     provenance: &Provenance,
     device: &B::Device,
-    forward: impl Fn(Tensor<B, 4>) -> Tensor<B, 2> + Sync,
+    (forward, halves): (impl Fn(Tensor<B, 4>) -> Tensor<B, 2> + Sync, bool),
     summary: &mut Summary,
 ) -> Result<()> {
     let total: usize = todo.iter().map(|p| p.range.len()).sum();
@@ -289,12 +291,13 @@ fn run_parts<B: Backend>(
                 continue;
             }
             let ran = Instant::now();
-            let output = run_halves(
+            let output = run_network(
                 &forward,
                 good,
                 names.len(),
                 preprocess.crop as usize,
                 device,
+                halves,
             )?;
             summary.network += ran.elapsed();
             if output.len() != names.len() * FEATURE_DIM {
@@ -317,15 +320,16 @@ fn run_parts<B: Backend>(
     Ok(())
 }
 
-/// Runs the network on a batch as two half-batches at once: while one half is in an
-/// operation the backend runs on a single thread (elementwise work, pooling), the other keeps
-/// the remaining cores busy. Returns `[images * FEATURE_DIM]` values in image order.
-fn run_halves<B: Backend>(
+/// Runs the network on a batch, with `halves` as two half-batches at once: while one half is
+/// in an operation the backend runs on a single thread (elementwise work, pooling), the other
+/// keeps the remaining cores busy. Returns `[images * FEATURE_DIM]` values in image order.
+fn run_network<B: Backend>(
     forward: &(impl Fn(Tensor<B, 4>) -> Tensor<B, 2> + Sync),
     pixels: Vec<f32>,
     images: usize,
     side: usize,
     device: &B::Device,
+    halves: bool,
 ) -> Result<Vec<f32>> {
     let run = |pixels: Vec<f32>, n: usize| {
         let input = Tensor::<B, 4>::from_data(TensorData::new(pixels, [n, 3, side, side]), device);
@@ -334,7 +338,7 @@ fn run_halves<B: Backend>(
             .into_vec::<f32>()
             .map_err(|e| anyhow::anyhow!("reading features: {e:?}"))
     };
-    if images < 2 {
+    if images < 2 || !halves {
         return run(pixels, images);
     }
     let first = images / 2;
