@@ -4,7 +4,8 @@
 #   make demo      synthetic data end to end (no downloads), prints metrics and the report path
 #   make train     full Flickr8k reproduction from data/flickr8k and data/weights
 #   make test      the test suite (what CI runs)
-#   make bench     featurizer and trainer throughput next to PyTorch
+#   make bench     featurizer, trainer and METEOR speed next to PyTorch and the METEOR jar
+#   make meteor-data  METEOR's data files (from the pycocoevalcap wheel) into data/meteor/
 #
 # A stage reruns when its binary, its input files or its own config sections change: each
 # stage depends on a stamp (WORK/.config/STAGE.json) rewritten only when those sections do.
@@ -17,7 +18,8 @@ SET     ?=
 CARGO   ?= cargo
 # Cargo features of the burn binaries, e.g. FEATURES=cuda.
 FEATURES ?=
-BIN     := target/release
+# Where cargo puts the binaries: honours a CARGO_TARGET_DIR set in the environment.
+BIN     := $(or $(CARGO_TARGET_DIR),target)/release
 
 # The demo: the synthetic dataset, ImageNet weights when `make weights` fetched them.
 DEMO_DATASET := data/synthetic
@@ -31,8 +33,8 @@ BURN_BINARIES := featurizer trainer evaluator caption
 STAMPS   := $(WORK)/.config
 comma    := ,
 
-.PHONY: all demo train weights test check bench report synth captions features tokens model evaluate \
-        check-flickr8k clean-demo FORCE
+.PHONY: all demo train weights meteor-data test check bench report synth captions features tokens \
+        model evaluate check-flickr8k clean-demo FORCE
 all: $(addprefix $(BIN)/,$(BINARIES))
 
 # One cargo call builds every binary (the same feature set as `make test`, so nothing is
@@ -43,7 +45,7 @@ $(addprefix $(BIN)/,$(BINARIES)) &: FORCE
 # Config sections per stage; the stamp file changes only when they do.
 synth_SECTIONS      := synth
 cleaner_SECTIONS    := cleaner
-featurizer_SECTIONS := featurizer
+featurizer_SECTIONS := featurizer,model
 tokenizer_SECTIONS  := tokenizer
 trainer_SECTIONS    := model,trainer
 evaluator_SECTIONS  := evaluator
@@ -73,11 +75,12 @@ $(WORK)/tokens.parquet: $(BIN)/tokenizer $(STAMPS)/tokenizer.json $(WORK)/captio
 # --resume continues an interrupted run; it refuses a checkpoint from other inputs, so it is
 # only passed when the last checkpoint is newer than the inputs.
 model: $(WORK)/model/_SUCCESS
-$(WORK)/model/_SUCCESS: $(BIN)/trainer $(STAMPS)/trainer.json $(WORK)/tokens.parquet $(WORK)/features/_SUCCESS
+$(WORK)/model/_SUCCESS: $(BIN)/trainer $(STAMPS)/trainer.json $(WORK)/tokens.parquet $(WORK)/features/_SUCCESS $(wildcard $(WORK)/grid/_SUCCESS)
 	$(BIN)/trainer $(if $(shell [ $(WORK)/model/last.mpk -nt $(WORK)/tokens.parquet ] && [ $(WORK)/model/last.mpk -nt $(WORK)/features/_SUCCESS ] && [ $(WORK)/model/last.mpk -nt $(STAMPS)/trainer.json ] && echo y),--resume) $(FLAGS)
 
+# METEOR's data (make meteor-data) adds METEOR: new data reruns the evaluator.
 evaluate: $(WORK)/eval/metrics.json
-$(WORK)/eval/metrics.json: $(BIN)/evaluator $(STAMPS)/evaluator.json $(WORK)/model/_SUCCESS
+$(WORK)/eval/metrics.json: $(BIN)/evaluator $(STAMPS)/evaluator.json $(WORK)/model/_SUCCESS $(wildcard data/meteor/MANIFEST)
 	$(BIN)/evaluator $(FLAGS)
 
 report: evaluate
@@ -103,13 +106,19 @@ weights: data/weights/resnet50-0676ba61.pth
 data/weights/resnet50-0676ba61.pth:
 	scripts/fetch-weights.sh $@
 
+# ---- METEOR data -----------------------------------------------------------------------
+# pip downloads the pinned pycocoevalcap wheel; the files the scorer needs are extracted and
+# checked (sizes, SHA-256). Cheap when data/meteor/ is already complete.
+meteor-data:
+	python3 scripts/meteor_data.py --out data/meteor
+
 # ---- checks ----------------------------------------------------------------------------
 test:
 	scripts/test.sh
 
 check:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --release --all-targets --locked -- -D warnings
+	$(CARGO) clippy --release --workspace --all-targets --locked -- -D warnings
 
-bench: all
+bench: all meteor-data
 	python3 scripts/bench.py

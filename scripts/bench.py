@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""`make bench`: featurizer and trainer throughput next to PyTorch on this machine, as one
-Markdown table (ours, PyTorch, ratio, peak memory). The PyTorch sides are optional: without
-torch they are reported as skipped.
+"""`make bench`: featurizer and trainer throughput next to PyTorch, and METEOR next to the
+METEOR 1.5 jar, on this machine, as one Markdown table (ours, the reference, ratio, peak
+memory). The reference sides are optional: without torch, or without pycocoevalcap and Java,
+they are reported as skipped.
 
 Featurizer: the same 200 real-size JPEGs (scripts/make_bench_images.py), end to end (decode,
 resize, network, write), 2 threads, batch 16, ResNet50 with random weights on both sides
@@ -10,7 +11,14 @@ Network: crates/models/benches/resnet.rs prints the machine's matrix-multiply li
 single-threaded product on one core, then on every thread at once) and the CPU path's
 per-layer profile (ResNet50, 224x224, batch 16); both featurizer rates are also given as
 fractions of that limit (ResNet50's 4.1 GMAC, i.e. 8.2 GFLOP, per image).
-Trainer: see crates/trainer/benches/train.rs and scripts/bench_trainer.py.
+Trainer: see crates/trainer/benches/train.rs and scripts/bench_trainer.py; the attention trainer
+(`--attention`) against scripts/bench_attention.py, with its peak memory while the grid of 6,000
+images (2.4 GB) sits in a temp file.
+METEOR: 1,000 images with 5 references each (Flickr8k test captions when the caption file is
+found, else generated ones), crates/metrics/benches/meteor.rs against scripts/bench_meteor_jar.py
+(pycocoevalcap's Meteor(), which runs the jar): the time to load the data (ours: data/meteor/;
+the jar: start Java and load its resources) and the time to score the corpus. Both print the
+corpus METEOR, which must agree.
 """
 import json
 import os
@@ -24,7 +32,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / "target" / "release"
+BIN = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
 WORK = Path(os.environ.get("BENCH_DIR", ROOT / "target" / "bench"))
 THREADS = 2
 
@@ -89,10 +97,73 @@ def trainer_rows():
     line = lambda who: re.search(who + r".*?: ([\d.]+) training captions/s.*peak memory (\S+) MiB", out)
     ours, torch = line("burn trainer"), line("pytorch")
     row = ["trainer (captions/s, 30k captions, vocab 8000, len <= 34, batch 64)", f"{float(ours.group(1)):.0f}"]
+    scst = re.search(r"burn scst.*?: ([\d.]+) sampled captions/s.*?([\d.]+) s/step against ([\d.]+) s/step", out)
+    scst_row = ["self-critical step (sampled captions/s; s/step vs cross-entropy)", f"{float(scst.group(1)):.0f}",
+                "", f"{scst.group(2)} s vs {scst.group(3)} s", "", ""]
     if not torch:
-        return [row + ["skipped", "", f"{ours.group(2)} MiB", ""]], ["PyTorch trainer side skipped (pip install torch)"]
+        return [row + ["skipped", "", f"{ours.group(2)} MiB", ""], scst_row], ["PyTorch trainer side skipped (pip install torch)"]
     ratio = float(ours.group(1)) / float(torch.group(1))
-    return [row + [f"{float(torch.group(1)):.0f}", f"{ratio:.2f}x", f"{ours.group(2)} MiB", f"{torch.group(2)} MiB"]], []
+    return [row + [f"{float(torch.group(1)):.0f}", f"{ratio:.2f}x", f"{ours.group(2)} MiB", f"{torch.group(2)} MiB"], scst_row], []
+
+
+def attention_rows():
+    """The attention trainer (crates/trainer/benches/train.rs --attention), its grid of 6,000
+    images in a temp file as in training, next to scripts/bench_attention.py."""
+    out = subprocess.run(["cargo", "bench", "--locked", "-q", "-p", "trainer", "--bench", "train", "--",
+                          "--attention", "--steps", "10", "--warmup", "2"], cwd=ROOT,
+                         check=True, capture_output=True, text=True,
+                         env={**os.environ, "RAYON_NUM_THREADS": str(THREADS)}).stdout
+    line = lambda who: re.search(who + r".*?: ([\d.]+) training captions/s.*peak memory (\S+) MiB", out)
+    ours, torch = line("burn attention trainer"), line("pytorch")
+    row = ["attention trainer (captions/s, 7x7 grid of 6,000 images, vocab 8000, batch 64)", f"{float(ours.group(1)):.1f}"]
+    if not torch:
+        return [row + ["skipped", "", f"{ours.group(2)} MiB", ""]], ["PyTorch attention side skipped (pip install torch)"]
+    ratio = float(ours.group(1)) / float(torch.group(1))
+    return [row + [f"{float(torch.group(1)):.1f}", f"{ratio:.2f}x", f"{ours.group(2)} MiB", f"{torch.group(2)} MiB"]], []
+
+
+def meteor_corpus(images=1000):
+    """1,000 images with 5 references: Flickr8k test images when the caption file is here (a
+    caption of each image against its other four and the first caption of the next image),
+    else generated scene captions."""
+    for tokens in (ROOT / "data/flickr8k/Flickr8k.token.txt", ROOT.parent / "shared/flickr8k/Flickr8k.token.txt"):
+        if tokens.is_file():
+            captions = {}
+            for line in tokens.read_text(encoding="utf-8").splitlines():
+                key, caption = line.split("\t", 1) if "\t" in line else line.split(" ", 1)
+                captions.setdefault(key.rsplit("#", 1)[0], []).append(caption)
+            names = [n for n in (ROOT / "data/splits/Flickr_8k.testImages.txt").read_text().split()
+                     if len(captions.get(n, [])) == 5][:images]
+            refs = [captions[n][1:] + [captions[names[(i + 1) % len(names)]][0]] for i, n in enumerate(names)]
+            return {"hypotheses": [captions[n][0] for n in names], "references": refs}, f"Flickr8k test captions ({tokens})"
+    import random
+    rng = random.Random(7)
+    who = ["a dog", "a black dog", "two dogs", "a man", "a young boy", "a girl", "a woman", "people"]
+    does = ["runs", "is running", "jumps", "plays", "is playing", "walks", "sits", "swims", "climbs"]
+    where = ["on the grass", "in the water", "on the beach", "in the snow", "through a field", "on a street"]
+    make = lambda: f"{rng.choice(who)} {rng.choice(does)} {rng.choice(where)} ."
+    return {"hypotheses": [make() for _ in range(images)],
+            "references": [[make() for _ in range(5)] for _ in range(images)]}, "generated captions"
+
+
+def meteor_rows():
+    corpus, source = meteor_corpus()
+    path = WORK / "meteor_corpus.json"
+    path.write_text(json.dumps(corpus))
+    ours_out, ours_mem = run(["cargo", "bench", "--locked", "-q", "-p", "metrics", "--bench", "meteor", "--", str(path), str(ROOT / "data/meteor")])
+    ours = json.loads(ours_out.strip().splitlines()[-1])
+    jar_out, jar_mem = run([sys.executable, ROOT / "scripts/bench_meteor_jar.py", path])
+    jar = json.loads(jar_out.strip().splitlines()[-1])
+    rows = [["METEOR load (s; ours: data/meteor, jar: start Java, load resources)", f"{ours['load_s']:.2f}"],
+            [f"METEOR scoring (s; {len(corpus['hypotheses']):,} images x 5 references)", f"{ours['score_s']:.2f}"]]
+    if "skipped" in jar:
+        return [r + ["skipped", "", f"{ours_mem:.0f} MiB", ""] for r in rows], [jar["skipped"]]
+    for row, key in zip(rows, ["load_s", "score_s"]):
+        row += [f"{jar[key]:.2f}", f"{jar[key] / ours[key]:.1f}x faster", f"{ours_mem:.0f} MiB", f"{jar_mem:.0f} MiB"]
+    note = (f"METEOR corpus: {source}; corpus METEOR ours {ours['meteor']:.6f}, jar {jar['meteor']:.6f} "
+            f"(|difference| {abs(ours['meteor'] - jar['meteor']):.1e}). Memory: the whole process (ours), "
+            f"Python and the jar's Java (reference).")
+    return rows, [note]
 
 
 def cpu_name():
@@ -113,12 +184,12 @@ def main():
     cpu = cpu_name()
     limit_line, limit, gflop, profile = network()
     rows, notes = [], []
-    for part in (lambda: featurizer_rows(limit, gflop), trainer_rows):
+    for part in (lambda: featurizer_rows(limit, gflop), trainer_rows, attention_rows, meteor_rows):
         r, n = part()
         rows += r
         notes += [x for x in n if x]
     print(f"\nMeasured {time.strftime('%Y-%m-%d')} on {cpu}, {THREADS} threads (RAYON_NUM_THREADS / torch.set_num_threads)\n")
-    print("| benchmark | ours | PyTorch | ratio | peak memory (ours) | peak memory (PyTorch) |")
+    print("| benchmark | ours | reference (PyTorch; METEOR: the jar) | ratio | peak memory (ours) | peak memory (reference) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join(r) + " |")

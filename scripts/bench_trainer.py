@@ -61,19 +61,36 @@ def batches(rng, lengths):
     return chunks
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
+def options(doc, steps, warmup):
+    """The command line both benchmarks take (`doc` their module docstring), with their own
+    default step counts."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=steps)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--warmup", type=int, default=3)
-    args = parser.parse_args()
+    parser.add_argument("--warmup", type=int, default=warmup)
+    return parser.parse_args()
+
+
+def random_tokens(chunk, lengths):
+    """[B, T + 1] random word ids for the captions `chunk`: <start> words <end>, 0-padded."""
+    steps = max(lengths[i] for i in chunk) - 1
+    tokens = torch.zeros(len(chunk), steps + 1, dtype=torch.long)
+    for row, i in enumerate(chunk):
+        tokens[row, : lengths[i]] = torch.randint(4, VOCAB, (lengths[i],))
+        tokens[row, 0], tokens[row, lengths[i] - 1] = 1, 2
+    return tokens
+
+
+def time_training(args, make_model, loss_of):
+    """Trains the model `make_model()` builds (after seeding) on the benchmark's batches,
+    `loss_of(model, chunk, tokens)` giving each batch's loss, with Adam and clipping as the
+    trainer does; prints captions/s after the warm-up steps and the peak memory."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rng = random.Random(0)
-
     lengths = caption_lengths(rng)
     plan = batches(rng, lengths)[: args.warmup + args.steps]
-    model = CaptionModel()
+    model = make_model()
     model.train()
     optim = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-8)
 
@@ -83,14 +100,7 @@ def main():
         if step == args.warmup:
             start = time.perf_counter()
             captions = 0
-        steps = max(lengths[i] for i in chunk) - 1
-        tokens = torch.zeros(len(chunk), steps + 1, dtype=torch.long)
-        for row, i in enumerate(chunk):
-            tokens[row, : lengths[i]] = torch.randint(4, VOCAB, (lengths[i],))
-            tokens[row, 0], tokens[row, lengths[i] - 1] = 1, 2
-        features = torch.rand(len(chunk), FEATURE_DIM)
-        logits = model(features, tokens[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, VOCAB), tokens[:, 1:].reshape(-1), ignore_index=0)
+        loss = loss_of(model, chunk, random_tokens(chunk, lengths))
         optim.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -103,6 +113,17 @@ def main():
         f"({args.steps} steps of batch {BATCH}, {seconds / args.steps:.3f} s/step, "
         f"{args.threads} threads, CPU), peak memory {peak_mib:.0f} MiB"
     )
+
+
+def caption_loss(model, chunk, tokens):
+    """Masked cross-entropy of a batch with random image features."""
+    features = torch.rand(len(chunk), FEATURE_DIM)
+    logits = model(features, tokens[:, :-1])
+    return F.cross_entropy(logits.reshape(-1, VOCAB), tokens[:, 1:].reshape(-1), ignore_index=0)
+
+
+def main():
+    time_training(options(__doc__, steps=30, warmup=3), CaptionModel, caption_loss)
 
 
 if __name__ == "__main__":

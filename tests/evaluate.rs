@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use contracts::tables::{read_captions, read_predictions};
-use imagecaptioning::{check_with_pyarrow, describe, run, run_ok, tempdir};
+use contracts::tables::{CaptionsTable, PredictionsTable, read};
+use imagecaptioning::{check_with_pyarrow, describe, prepare_work_dir, run, run_ok, tempdir};
 
 /// One trained work dir shared by the tests of this file (training is the slow part).
 fn trained() -> &'static Path {
@@ -15,35 +15,7 @@ fn trained() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = tempdir();
         let cwd = dir.path();
-        run_ok(
-            "synth",
-            cwd,
-            &[
-                "--out",
-                "synthetic",
-                "--images",
-                "60",
-                "--seed",
-                "2",
-                "--set",
-                "synth.image_size=64",
-            ],
-        );
-        run_ok(
-            "cleaner",
-            cwd,
-            &["--dataset-dir", "synthetic", "--work-dir", "work"],
-        );
-        run_ok(
-            "featurizer",
-            cwd,
-            &["--work-dir", "work", "--weights", "random"],
-        );
-        run_ok(
-            "tokenizer",
-            cwd,
-            &["--work-dir", "work", "--min-count", "1"],
-        );
+        prepare_work_dir(cwd, 60, 2, &["--weights", "random"]);
         let tiny = [
             "--set",
             "model.embed_dim=16",
@@ -57,7 +29,14 @@ fn trained() -> &'static Path {
             cwd,
             &[["--work-dir", "work"].as_slice(), &tiny].concat(),
         );
-        run_ok("evaluator", cwd, &["--work-dir", "work"]);
+        // METEOR's data from `make meteor-data` (make test runs it first).
+        let meteor = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/meteor");
+        let meteor = format!("evaluator.meteor_data={:?}", meteor.display().to_string());
+        run_ok(
+            "evaluator",
+            cwd,
+            &["--work-dir", "work", "--set", meteor.as_str()],
+        );
         dir
     })
     .path()
@@ -69,7 +48,9 @@ fn evaluation_writes_predictions_metrics_and_a_self_contained_report() {
     let metrics: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(work.join("eval/metrics.json")).unwrap())
             .unwrap();
-    for key in ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr-D"] {
+    for key in [
+        "BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D",
+    ] {
         let value = metrics[key]
             .as_f64()
             .unwrap_or_else(|| panic!("{key} missing: {metrics}"));
@@ -79,8 +60,9 @@ fn evaluation_writes_predictions_metrics_and_a_self_contained_report() {
     assert_eq!(metrics["decoder"], "beam3");
     assert!(metrics["model_hash"].as_str().unwrap().len() == 64);
 
-    let (predictions, _) = read_predictions(&work.join("eval/predictions.parquet")).unwrap();
-    let (captions, _) = read_captions(&work.join("captions.parquet")).unwrap();
+    let (predictions, _) =
+        read::<PredictionsTable>(&work.join("eval/predictions.parquet")).unwrap();
+    let (captions, _) = read::<CaptionsTable>(&work.join("captions.parquet")).unwrap();
     let test_images: std::collections::BTreeSet<&str> = captions
         .iter()
         .filter(|c| c.split == contracts::Split::Test)
@@ -100,6 +82,10 @@ fn evaluation_writes_predictions_metrics_and_a_self_contained_report() {
         "no external files"
     );
     assert!(html.contains(&predictions[0].caption.replace('&', "&amp;")));
+    assert!(
+        html.contains("<th>METEOR</th>"),
+        "METEOR in the report's table"
+    );
 
     check_with_pyarrow(&work, &[Path::new("eval/predictions.parquet")]);
 }
@@ -108,8 +94,9 @@ fn evaluation_writes_predictions_metrics_and_a_self_contained_report() {
 fn score_gives_the_same_numbers_from_tsv_and_from_parquet() {
     let cwd = trained();
     let work = cwd.join("work");
-    let (predictions, _) = read_predictions(&work.join("eval/predictions.parquet")).unwrap();
-    let (captions, _) = read_captions(&work.join("captions.parquet")).unwrap();
+    let (predictions, _) =
+        read::<PredictionsTable>(&work.join("eval/predictions.parquet")).unwrap();
+    let (captions, _) = read::<CaptionsTable>(&work.join("captions.parquet")).unwrap();
     let tsv: String = predictions
         .iter()
         .map(|p| format!("{}\t{}\n", p.image, p.caption))
@@ -192,6 +179,29 @@ fn caption_names_a_corrupt_file_and_captions_the_others() {
         serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
     assert_eq!(json["image"], "photos/synth_00000.png");
     assert!(json["log_prob"].as_f64().unwrap() < 0.0);
+}
+
+#[test]
+fn caption_says_a_merge_model_has_no_attention_maps() {
+    let cwd = trained();
+    let out = run(
+        "caption",
+        cwd,
+        &[
+            "--work-dir",
+            "work",
+            "--attention-dir",
+            "maps",
+            "synthetic/Images/synth_00000.png",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: captioning: --attention-dir: this merge model has no attention; train one with \
+         `--set model.decoder=attention` to see where it looks"
+    );
+    assert!(!cwd.join("maps").exists(), "nothing is written");
 }
 
 /// The acceptance check that the report renders: Debian's headless Chromium takes a

@@ -1,12 +1,12 @@
 //! End-to-end tests of the featurizer binary: resume after a kill, shards, bad images.
 //! The network is the real ResNet50 with seeded random weights; the images are synthetic.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use contracts::parquet_io::dataset_parts;
-use contracts::tables::{Features, read_features};
+use contracts::dataset::dataset_parts;
+use contracts::tables::{Features, FeaturesTable, read};
 use imagecaptioning::{bin, describe, files_under, run, run_ok, tempdir};
 
 /// Makes `n` synthetic images and their captions.parquet under `dir`.
@@ -47,7 +47,7 @@ const FEATURIZE: [&str; 8] = [
 fn all_features(dir: &Path) -> Vec<(String, Vec<f32>)> {
     let mut rows = Vec::new();
     for part in dataset_parts(&dir.join("work/features")).unwrap() {
-        let (features, _): (Features, _) = read_features(&part).unwrap();
+        let (features, _): (Features, _) = read::<FeaturesTable>(&part).unwrap();
         for (i, image) in features.images.iter().enumerate() {
             rows.push((image.clone(), features.row(i).to_vec()));
         }
@@ -221,4 +221,215 @@ fn cuda_on_a_cpu_build_says_how_to_rebuild() {
         "{}",
         describe(&out)
     );
+}
+
+/// A one-node Slurm cluster (slurmctld and slurmd on this machine) in a temp dir, with munged
+/// started if none answers; every daemon it started is stopped when it drops. `None`, with the
+/// reason printed, where Slurm is not installed or this is not root (slurmd needs it).
+struct Cluster {
+    dir: tempfile::TempDir,
+    started: Vec<u32>,
+}
+
+impl Cluster {
+    const SETUP: &str = "apt-get install slurm-wlm munge";
+
+    fn start() -> Option<Self> {
+        let missing: Vec<&str> = ["slurmctld", "slurmd", "sbatch", "squeue", "munged", "munge"]
+            .into_iter()
+            .filter(|tool| {
+                !succeeds(&format!(
+                    "command -v {tool} >/dev/null || test -x /usr/sbin/{tool}"
+                ))
+            })
+            .collect();
+        if !missing.is_empty() {
+            eprintln!(
+                "skipping the Slurm test: {} not installed ({})",
+                missing.join(", "),
+                Self::SETUP
+            );
+            return None;
+        }
+        if shell("id -u").trim() != "0" {
+            eprintln!("skipping the Slurm test: slurmd needs root");
+            return None;
+        }
+        let mut cluster = Self {
+            dir: tempdir(),
+            started: Vec::new(),
+        };
+        if !succeeds(MUNGE_ANSWERS) {
+            shell(
+                "[ -f /etc/munge/munge.key ] || mungekey --create; chown munge:munge /etc/munge/munge.key; chmod 400 /etc/munge/munge.key; mkdir -p /run/munge; chown munge:munge /run/munge",
+            );
+            // munged runs as the munge user, which may write only below /run/munge.
+            let pid_file = Path::new("/run/munge/munged.pid");
+            shell("su -s /bin/sh munge -c munged");
+            cluster.wait_for("munged", || succeeds(MUNGE_ANSWERS));
+            let pid = std::fs::read_to_string(pid_file).unwrap_or_default();
+            let pid = pid.trim().parse::<u32>();
+            assert!(
+                pid.is_ok(),
+                "munged started without a pid in {}",
+                pid_file.display()
+            );
+            cluster.started.extend(pid.ok());
+        }
+        let conf = cluster.conf();
+        std::fs::write(&conf, cluster.config()).unwrap();
+        for daemon in ["slurmctld -c", "slurmd"] {
+            shell(&format!("{daemon} -f {}", conf.display()));
+        }
+        for pid in ["slurmctld.pid", "slurmd.pid"] {
+            let path = cluster.dir.path().join(pid);
+            cluster.wait_for(pid, || path.is_file());
+            cluster.started.extend(
+                std::fs::read_to_string(&path)
+                    .unwrap()
+                    .trim()
+                    .parse::<u32>()
+                    .ok(),
+            );
+        }
+        let sinfo = format!("SLURM_CONF={} sinfo -h -o %T", conf.display());
+        cluster.wait_for("an idle node", || shell(&sinfo).trim() == "idle");
+        Some(cluster)
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.dir.path().join("slurm.conf")
+    }
+
+    /// The configuration of ../shared/slurm-notes.md, on ports of its own.
+    fn config(&self) -> String {
+        let dir = self.dir.path().display();
+        let host = shell("hostname -s");
+        let host = host.trim();
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        format!(
+            "ClusterName=test\nSlurmctldHost={host}\nSlurmctldPort=16817\nSlurmdPort=16818\n\
+             SlurmUser=root\nAuthType=auth/munge\nStateSaveLocation={dir}/state\n\
+             SlurmdSpoolDir={dir}/spool\nSlurmctldPidFile={dir}/slurmctld.pid\n\
+             SlurmdPidFile={dir}/slurmd.pid\nProctrackType=proctrack/linuxproc\n\
+             TaskPlugin=task/none\nSchedulerType=sched/backfill\nSelectType=select/cons_tres\n\
+             SelectTypeParameters=CR_Core\nReturnToService=2\nSlurmctldLogFile={dir}/ctld.log\n\
+             SlurmdLogFile={dir}/d.log\nNodeName={host} CPUs={cpus} State=UNKNOWN\n\
+             PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP\n"
+        )
+    }
+
+    /// Waits up to 20 s for `ready`; panics with the daemons' logs after that.
+    fn wait_for(&self, what: &str, ready: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ready() {
+            assert!(
+                Instant::now() < deadline,
+                "{what} did not come up in 20 s\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Waits until the queue is empty (at most `limit`).
+    fn wait_idle(&self, limit: Duration) {
+        let squeue = format!("SLURM_CONF={} squeue -h", self.conf().display());
+        let deadline = Instant::now() + limit;
+        while !shell(&squeue).trim().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "jobs still queued after {limit:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    fn logs(&self) -> String {
+        ["ctld.log", "d.log"]
+            .iter()
+            .map(|log| std::fs::read_to_string(self.dir.path().join(log)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for pid in &self.started {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+    }
+}
+
+/// A credential munged encodes and decodes: the daemon is up.
+const MUNGE_ANSWERS: &str = "munge -n 2>/dev/null | unmunge >/dev/null 2>&1";
+
+/// Whether `script` exits 0 under `sh -c`.
+fn succeeds(script: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", script])
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// `script`'s stdout under `sh -c`.
+fn shell(script: &str) -> String {
+    let out = Command::new("sh").args(["-c", script]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// scripts/slurm/submit.sh with 3 tasks on a one-node cluster: the array's shards run at the
+/// same time into one features/ folder, the finishing job writes _SUCCESS, and the features
+/// equal one plain run's, feature for feature.
+#[test]
+fn a_slurm_array_of_three_featurizes_what_one_run_does() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let whole = tempdir();
+    prepare(whole.path(), 9);
+    run_ok("featurizer", whole.path(), &FEATURIZE);
+
+    let sharded = tempdir();
+    prepare(sharded.path(), 9);
+    let submit = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm/submit.sh");
+    let out = Command::new(&submit)
+        .arg("3")
+        .args(FEATURIZE)
+        .current_dir(sharded.path())
+        .env("SLURM_CONF", cluster.conf())
+        .env("FEATURIZER", bin("featurizer"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    cluster.wait_idle(Duration::from_secs(300));
+
+    let logs: Vec<String> = files_under(sharded.path())
+        .into_iter()
+        .filter(|f| f.starts_with("featurize-") && f.ends_with(".out"))
+        .map(|f| std::fs::read_to_string(sharded.path().join(f)).unwrap())
+        .collect();
+    assert_eq!(
+        logs.len(),
+        4,
+        "three tasks and the finishing job: {logs:#?}"
+    );
+    for k in 1..=3 {
+        let from = format!(
+            "shard {k}/3 from the Slurm array (SLURM_ARRAY_TASK_ID={k}, SLURM_ARRAY_TASK_MIN=1, SLURM_ARRAY_TASK_STEP=1, SLURM_ARRAY_TASK_COUNT=3)"
+        );
+        assert_eq!(
+            logs.iter().filter(|log| log.contains(&from)).count(),
+            1,
+            "{from}\n{logs:#?}"
+        );
+    }
+    assert!(
+        sharded.path().join("work/features/_SUCCESS").is_file(),
+        "{logs:#?}"
+    );
+    assert_same_features(&all_features(sharded.path()), &all_features(whole.path()));
 }

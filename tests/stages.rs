@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use contracts::Split;
-use contracts::tables::{read_captions, read_tokens, read_vocab};
+use contracts::tables::{CaptionsTable, TokensTable, VocabTable, read};
 use imagecaptioning::{check_with_pyarrow, describe, files_under, run, run_ok, tempdir};
 
 fn fixture(layout: &str) -> PathBuf {
@@ -61,7 +61,7 @@ fn original_release_lines_parse_including_their_quirks() {
     assert!(out.status.success(), "{}", describe(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("35 captions of 7 images"), "{stdout}");
-    let (rows, _) = read_captions(&dir.path().join("work/captions.parquet")).unwrap();
+    let (rows, _) = read::<CaptionsTable>(&dir.path().join("work/captions.parquet")).unwrap();
     assert_eq!(
         rows.len(),
         35,
@@ -93,7 +93,7 @@ fn the_key_without_an_image_is_excluded_and_named() {
     assert!(out.status.success(), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("2258277193_586949ec62.jpg.1"), "{stderr}");
-    let (rows, _) = read_captions(&dir.path().join("work/captions.parquet")).unwrap();
+    let (rows, _) = read::<CaptionsTable>(&dir.path().join("work/captions.parquet")).unwrap();
     assert_eq!(rows.len(), 30);
 }
 
@@ -103,7 +103,7 @@ fn kaggle_csv_with_quoted_commas_and_doubled_quotes() {
     let data = dataset(dir.path(), "kaggle", Some("Images"));
     let out = clean(dir.path(), &data);
     assert!(out.status.success(), "{}", describe(&out));
-    let (rows, _) = read_captions(&dir.path().join("work/captions.parquet")).unwrap();
+    let (rows, _) = read::<CaptionsTable>(&dir.path().join("work/captions.parquet")).unwrap();
     assert_eq!(rows.len(), 30);
     let comma = rows
         .iter()
@@ -129,7 +129,7 @@ fn karpathy_json_counts_restval_as_train() {
     let data = dataset(dir.path(), "karpathy", None);
     let out = clean(dir.path(), &data);
     assert!(out.status.success(), "{}", describe(&out));
-    let (rows, _) = read_captions(&dir.path().join("work/captions.parquet")).unwrap();
+    let (rows, _) = read::<CaptionsTable>(&dir.path().join("work/captions.parquet")).unwrap();
     let split_of = |image: &str| rows.iter().find(|r| r.image == image).unwrap().split;
     assert_eq!(
         split_of("1002674143_1b742ab4b8.jpg"),
@@ -140,14 +140,16 @@ fn karpathy_json_counts_restval_as_train() {
     assert_eq!(split_of("1387461595_2fe6925f73.jpg"), Split::Test);
 }
 
-/// Runs the cleaner on a one-file dataset and returns (success, stderr, files left in work/).
+/// Runs the cleaner on a one-file dataset and returns (success, stderr with the temp dir
+/// written as `DIR`, files left in work/).
 fn clean_single(name: &str, content: &[u8]) -> (bool, String, Vec<String>) {
     let dir = tempdir();
     let data = dir.path().join("dataset");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join(name), content).unwrap();
     let out = clean(dir.path(), &data);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stderr =
+        String::from_utf8_lossy(&out.stderr).replace(&dir.path().display().to_string(), "DIR");
     (
         out.status.success(),
         stderr,
@@ -159,9 +161,9 @@ fn clean_single(name: &str, content: &[u8]) -> (bool, String, Vec<String>) {
 fn empty_caption_file_is_an_error_and_writes_nothing() {
     let (ok, stderr, left) = clean_single("captions.txt", b"");
     assert!(!ok);
-    assert!(
-        stderr.contains("captions.txt") && stderr.contains("empty"),
-        "{stderr}"
+    assert_eq!(
+        stderr,
+        "error: DIR/dataset/captions.txt: the file is empty\n"
     );
     assert!(left.is_empty(), "{left:?}");
 }
@@ -210,8 +212,55 @@ fn image_names_escaping_the_image_folder_are_rejected_with_their_line() {
 fn nothing_usable_is_an_error_and_writes_nothing() {
     let (ok, stderr, left) = clean_single("Flickr8k.token.txt", b"a.jpg#0\t. , !\nb.jpg#0\t42\n");
     assert!(!ok);
-    assert!(stderr.contains("no usable captions"), "{stderr}");
+    assert_eq!(
+        stderr,
+        "error: DIR/dataset/Flickr8k.token.txt: no usable captions left (2 empty after cleaning); \
+         nothing written\n"
+    );
     assert!(left.is_empty(), "{left:?}");
+    // The reasons are in the error itself: nothing was printed before it to point at.
+    let (ok, stderr, _) = clean_single("Flickr8k.token.txt", b"no-separator\nb.jpg#x\tA dog .\n");
+    assert!(!ok);
+    assert_eq!(
+        stderr,
+        "error: DIR/dataset/Flickr8k.token.txt: no usable captions left (2 lines skipped, the \
+         first: DIR/dataset/Flickr8k.token.txt:1: expected `<image>#<n><TAB><caption>`); \
+         nothing written\n"
+    );
+}
+
+#[test]
+fn a_caption_file_saved_as_utf16_reads_like_its_utf8_original() {
+    let text = "a.jpg#0\tA dog runs .\na.jpg#1\tA brown dog is running .\nb.jpg#0\tA café .\n";
+    let mut utf16 = vec![0xFF, 0xFE];
+    utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    let (ok, stderr, _) = clean_single("Flickr8k.token.txt", &utf16);
+    assert!(ok, "{stderr}");
+    let dir = tempdir();
+    let data = dir.path().join("dataset");
+    std::fs::create_dir_all(&data).unwrap();
+    for (name, bytes) in [("utf8", text.as_bytes().to_vec()), ("utf16", utf16)] {
+        std::fs::write(data.join("Flickr8k.token.txt"), bytes).unwrap();
+        let work = format!("work-{name}");
+        run_ok(
+            "cleaner",
+            dir.path(),
+            &[
+                "--dataset-dir",
+                data.to_str().unwrap(),
+                "--work-dir",
+                &work,
+                "--set",
+                "paths.splits_dir=none",
+            ],
+        );
+    }
+    let (utf8_rows, _) =
+        read::<CaptionsTable>(&dir.path().join("work-utf8/captions.parquet")).unwrap();
+    let (utf16_rows, _) =
+        read::<CaptionsTable>(&dir.path().join("work-utf16/captions.parquet")).unwrap();
+    assert_eq!(utf16_rows, utf8_rows);
+    assert_eq!(utf8_rows.len(), 3);
 }
 
 #[test]
@@ -251,11 +300,14 @@ fn tokenizer_refuses_a_foreign_stage_file_and_says_what_to_rerun() {
         dir.path().join("work/captions.parquet"),
     )
     .unwrap();
-    assert!(
-        read_vocab(&dir.path().join("work/vocab.parquet"))
-            .unwrap_err()
-            .to_string()
-            .contains("make tokens")
+    let vocab = dir.path().join("work/vocab.parquet");
+    assert_eq!(
+        read::<VocabTable>(&vocab).unwrap_err().to_string(),
+        format!(
+            "{}: written by the cleaner stage, expected the tokenizer stage; rerun the tokenizer \
+             stage (`make tokens`)",
+            vocab.display()
+        )
     );
 }
 
@@ -280,11 +332,11 @@ fn synth_clean_tokenize_end_to_end_and_pyarrow_reads_the_contracts() {
         &["--work-dir", "work", "--min-count", "1"],
     );
 
-    let (captions, _) = read_captions(&cwd.join("work/captions.parquet")).unwrap();
+    let (captions, _) = read::<CaptionsTable>(&cwd.join("work/captions.parquet")).unwrap();
     assert_eq!(captions.len(), 200, "five captions per image");
-    let (vocab, _) = read_vocab(&cwd.join("work/vocab.parquet")).unwrap();
+    let (vocab, _) = read::<VocabTable>(&cwd.join("work/vocab.parquet")).unwrap();
     assert_eq!(vocab[0].token, "<pad>");
-    let (tokens, provenance) = read_tokens(&cwd.join("work/tokens.parquet")).unwrap();
+    let (tokens, provenance) = read::<TokensTable>(&cwd.join("work/tokens.parquet")).unwrap();
     assert_eq!(tokens.len(), 200);
     assert!(
         tokens

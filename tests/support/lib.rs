@@ -57,6 +57,7 @@ pub fn describe(output: &Output) -> String {
 }
 
 /// Files under `dir` (recursively), relative, sorted: to check nothing half-written remains.
+/// The work-dir lock files (`.lock`, `.lock-shard-*`) are not outputs and are left out.
 pub fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -68,7 +69,7 @@ pub fn files_under(dir: &Path) -> Vec<String> {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-            } else {
+            } else if !entry.file_name().to_string_lossy().starts_with(".lock") {
                 out.push(
                     path.strip_prefix(dir)
                         .unwrap_or(&path)
@@ -103,4 +104,40 @@ pub fn check_with_pyarrow(cwd: &Path, paths: &[&Path]) {
 /// A fresh temporary directory.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
+}
+
+/// Runs synth (`images` images of 64 px from `seed`), the cleaner, the featurizer (with the
+/// flags `featurize`) and the tokenizer (min count 1) in `cwd`: a featurized and tokenized
+/// `cwd/work`, from the dataset `cwd/synthetic`.
+pub fn prepare_work_dir(cwd: &Path, images: usize, seed: u64, featurize: &[&str]) {
+    let (images, seed) = (images.to_string(), seed.to_string());
+    run_ok(
+        "synth",
+        cwd,
+        &[
+            "--out",
+            "synthetic",
+            "--images",
+            &images,
+            "--seed",
+            &seed,
+            "--set",
+            "synth.image_size=64",
+        ],
+    );
+    run_ok(
+        "cleaner",
+        cwd,
+        &["--dataset-dir", "synthetic", "--work-dir", "work"],
+    );
+    run_ok(
+        "featurizer",
+        cwd,
+        &[&["--work-dir", "work"], featurize].concat(),
+    );
+    run_ok(
+        "tokenizer",
+        cwd,
+        &["--work-dir", "work", "--min-count", "1"],
+    );
 }

@@ -9,8 +9,9 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use contracts::config::PipelineConfig;
 use contracts::provenance::content_hash;
-use contracts::tables::{FEATURES_DIR, VOCAB_FILE, read_vocab};
-use decoder::{BeamConfig, beam_search, load_trained};
+use contracts::{EncoderSettings, WeightsSpec, WorkDir};
+use decoder::{BeamConfig, Images, beam_search, load_captioner};
+use models::attention_map::{self, AttendedWord};
 use models::backend::BackendTask;
 use models::image_files::find_images;
 use models::preprocess::Preprocess;
@@ -32,8 +33,8 @@ pub struct Failed {
     pub reason: String,
 }
 
-/// The network settings the features were made with, as the featurizer recorded them in
-/// `features/_SUCCESS`; the config's when that record is missing.
+/// The network settings the training features were made with, as the trained model
+/// records them; the config's for a model trained on features another tool made.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetworkSettings {
     pub weights: WeightsSource,
@@ -41,40 +42,32 @@ pub struct NetworkSettings {
 }
 
 impl NetworkSettings {
-    pub fn resolve(config: &PipelineConfig, weights_override: Option<&str>) -> Result<Self> {
-        let marker = config.paths.work_dir.join(FEATURES_DIR).join("_SUCCESS");
-        let settings = match std::fs::read_to_string(&marker) {
-            Ok(text) => Some(
-                serde_json::from_str::<serde_json::Value>(&text)
-                    .with_context(|| format!("reading {}", marker.display()))?,
-            ),
-            Err(_) => {
-                tracing::warn!(
-                    "{} is missing: using the featurizer settings of the config",
-                    marker.display()
-                );
-                None
-            }
+    /// `--weights` (`weights_override`) wins over the recorded weights; a recorded weights
+    /// file must still have the SHA-256 it had.
+    pub fn resolve(
+        recorded: Option<&EncoderSettings>,
+        config: &PipelineConfig,
+        weights_override: Option<&str>,
+    ) -> Result<Self> {
+        let Some(recorded) = recorded else {
+            tracing::warn!(
+                "the model records no encoder settings (its features were made by another tool): \
+                 using the featurizer settings of the config"
+            );
+            let weights = weights_override.unwrap_or(&config.paths.weights);
+            return Ok(Self {
+                weights: WeightsSource::parse(weights, config.featurizer.seed),
+                preprocess: Preprocess::new(config.featurizer.resize, config.featurizer.crop),
+            });
         };
-        let number = |key: &str| settings.as_ref().and_then(|s| s[key].as_u64());
-        let preprocess = Preprocess::new(
-            number("resize").map_or(config.featurizer.resize, |v| v as u32),
-            number("crop").map_or(config.featurizer.crop, |v| v as u32),
-        );
-        let recorded = settings.as_ref().map(|s| &s["weights"]);
-        let weights = match (weights_override, recorded) {
+        let weights = match (weights_override, &recorded.weights) {
             (Some(text), _) => WeightsSource::parse(text, config.featurizer.seed),
-            (None, Some(w)) if w["random_seed"].is_u64() => WeightsSource::Random {
-                seed: w["random_seed"].as_u64().unwrap_or_default(),
-            },
-            (None, Some(w)) => {
-                let path = PathBuf::from(
-                    w["file"]
-                        .as_str()
-                        .context("features/_SUCCESS names no weights file")?,
-                );
-                let expected = w["sha256"].as_str().unwrap_or_default();
-                if content_hash(&path)? != expected {
+            (None, WeightsSpec::Random { random_seed }) => {
+                WeightsSource::Random { seed: *random_seed }
+            }
+            (None, WeightsSpec::File { file, sha256 }) => {
+                let path = PathBuf::from(file);
+                if content_hash(&path)? != *sha256 {
                     bail!(
                         "{} is not the weights file the training features were made with (SHA-256 differs); pass --weights",
                         path.display()
@@ -82,11 +75,10 @@ impl NetworkSettings {
                 }
                 WeightsSource::File(path)
             }
-            (None, None) => WeightsSource::parse(&config.paths.weights, config.featurizer.seed),
         };
         Ok(Self {
             weights,
-            preprocess,
+            preprocess: Preprocess::new(recorded.resize, recorded.crop),
         })
     }
 }
@@ -110,44 +102,48 @@ pub fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 /// Captions images on backend `B`.
-pub struct CaptionImages {
-    pub work_dir: PathBuf,
+pub struct CaptionImages<'a> {
+    pub config: &'a PipelineConfig,
     pub images: Vec<PathBuf>,
-    pub network: NetworkSettings,
+    /// `--weights`, over the weights the model records.
+    pub weights: Option<&'a str>,
     pub beam: BeamConfig,
-    pub batch_size: usize,
+    /// `--attention-dir`: where to write each image's attention figure.
+    pub attention_dir: Option<PathBuf>,
 }
 
-impl BackendTask for CaptionImages {
+impl BackendTask for CaptionImages<'_> {
     type Output = Result<(Vec<Captioned>, Vec<Failed>)>;
 
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
-        let (model, info) = load_trained::<B>(&self.work_dir.join("model"), &device)?;
-        let vocab_path = self.work_dir.join(VOCAB_FILE);
-        if info.vocab_hash != content_hash(&vocab_path)? {
+        let work = WorkDir::new(&self.config.paths.work_dir);
+        let trained = load_captioner::<B>(&work, &device)?;
+        let kind = trained.info.model.kind();
+        if self.attention_dir.is_some() && !kind.needs_grid() {
             bail!(
-                "the model was trained with another vocabulary than {}; rerun the trainer (`make model`)",
-                vocab_path.display()
+                "--attention-dir: this {kind} model has no attention; train one with \
+                 `--set model.decoder=attention` to see where it looks"
             );
         }
-        let vocab: Vec<String> = read_vocab(&vocab_path)?
-            .0
-            .into_iter()
-            .map(|r| r.token)
-            .collect();
-        let network = load_resnet::<B>(&ResNetConfig::resnet50(), &self.network.weights, &device)?;
-        let preprocess = self.network.preprocess;
+        if let Some(dir) = &self.attention_dir {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let settings = NetworkSettings::resolve(trained.encoder(), self.config, self.weights)?;
+        let network = load_resnet::<B>(&ResNetConfig::resnet50(), &settings.weights, &device)?;
+        let preprocess = settings.preprocess;
         let side = preprocess.crop as usize;
         let (mut done, mut failed) = (Vec::new(), Vec::new());
-        for chunk in self.images.chunks(self.batch_size.max(1)) {
+        for chunk in self.images.chunks(self.config.featurizer.batch_size.max(1)) {
             let loaded: Vec<_> = chunk.par_iter().map(|path| preprocess.load(path)).collect();
             let mut pixels = Vec::new();
             let mut names = Vec::new();
+            let mut paths = Vec::new();
             for (path, result) in chunk.iter().zip(loaded) {
                 match result {
                     Ok(p) => {
                         pixels.extend_from_slice(&p);
                         names.push(display(path));
+                        paths.push(path.as_path());
                     }
                     Err(e) => failed.push(Failed {
                         image: display(path),
@@ -162,25 +158,72 @@ impl BackendTask for CaptionImages {
                 TensorData::new(pixels, [names.len(), 3, side, side]),
                 &device,
             );
-            let features = network.forward(input);
-            for (image, hypothesis) in names
-                .into_iter()
-                .zip(beam_search(&model, features, &self.beam))
+            let (images, grid) = if kind.needs_grid() {
+                let (pooled, map) = network.forward_with_grid(input);
+                let [n, c, h, w] = map.dims();
+                let grid = Some(map.reshape([n, c, h * w]).swap_dims(1, 2));
+                (Images { pooled, grid }, Some((h, w)))
+            } else {
+                (Images::pooled(network.forward(input)), None)
+            };
+            for ((image, path), hypothesis) in
+                names
+                    .into_iter()
+                    .zip(paths)
+                    .zip(beam_search(&trained.model, &images, &self.beam))
             {
-                let words: Vec<&str> = hypothesis
-                    .tokens
-                    .iter()
-                    .filter_map(|&t| vocab.get(t as usize).map(String::as_str))
-                    .collect();
+                if let (Some(dir), Some(grid)) = (&self.attention_dir, grid) {
+                    let words = trained.vocab.words(&hypothesis.tokens)?;
+                    let figure = dir.join(figure_name(path));
+                    write_figure(
+                        path,
+                        &preprocess,
+                        grid,
+                        &words,
+                        &hypothesis.attention,
+                        &figure,
+                    )?;
+                }
                 done.push(Captioned {
                     image,
-                    caption: words.join(" "),
+                    caption: trained.vocab.caption(&hypothesis.tokens)?,
                     log_prob: hypothesis.log_prob,
                 });
             }
         }
         Ok((done, failed))
     }
+}
+
+/// `photo.jpg` -> `photo.png`.
+fn figure_name(photo: &Path) -> String {
+    let stem = photo.file_stem().unwrap_or_default().to_string_lossy();
+    format!("{stem}.png")
+}
+
+/// Writes the attention figure of one photo: the network's view of it, and each word's map
+/// over the `(height, width)` grid.
+fn write_figure(
+    photo: &Path,
+    preprocess: &Preprocess,
+    grid: (usize, usize),
+    words: &[&str],
+    attention: &[Vec<f32>],
+    out: &Path,
+) -> Result<()> {
+    let view = preprocess.resize_and_crop(&models::preprocess::load_image(photo)?);
+    let words: Vec<AttendedWord> = words
+        .iter()
+        .zip(attention)
+        .map(|(word, weights)| AttendedWord {
+            word: word.to_string(),
+            weights: weights.clone(),
+        })
+        .collect();
+    let figure = attention_map::render(&view, grid, &words)?;
+    attention_map::save_png(&figure, out)?;
+    tracing::info!("wrote {}", out.display());
+    Ok(())
 }
 
 fn display(path: &Path) -> String {

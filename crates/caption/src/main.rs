@@ -2,6 +2,7 @@
 //!
 //!     caption --work-dir data/work photo.jpg holiday/
 //!     caption --json --beam-size 5 photos/ > captions.jsonl
+//!     caption --attention-dir maps/ photo.jpg      # attention model: where it looked, per word
 //!
 //! Prints `image<TAB>caption` per image (or one JSON object per line with `--json`) on stdout;
 //! unreadable images are named on stderr and the rest still captioned.
@@ -13,8 +14,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use contracts::PipelineConfig;
+use contracts::config::Override;
 use decoder::BeamConfig;
-use models::backend::{DeviceKind, run_on};
+use models::backend::run_on;
 
 /// burn allocates per operation; mimalloc makes that cheap.
 #[global_allocator]
@@ -39,7 +42,7 @@ struct Cli {
     beam_size: Option<usize>,
 
     /// ResNet50 weights (.pth/.safetensors or `random`). By default the weights the training
-    /// features were made with, as recorded in features/_SUCCESS.
+    /// features were made with, as the trained model records them.
     #[arg(long, value_name = "FILE|random")]
     weights: Option<String>,
 
@@ -47,30 +50,33 @@ struct Cli {
     #[arg(long)]
     device: Option<String>,
 
+    /// Write one PNG per image into DIR: the photo, then each generated word with where the
+    /// model looked for it (Xu et al.'s figures). Needs an attention model.
+    #[arg(long, value_name = "DIR")]
+    attention_dir: Option<PathBuf>,
+
     #[command(flatten)]
     common: contracts::cli::CommonArgs,
 }
 
 fn main() -> ExitCode {
-    contracts::cli::exit_with(run())
+    let cli = Cli::parse();
+    let flags = [
+        Override::flag("--beam-size", "evaluator.beam_size", cli.beam_size),
+        Override::flag("--device", "evaluator.device", cli.device.as_ref()),
+    ];
+    cli.common.run(&flags, |config| run(&cli, config))
 }
 
-fn run() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
-    let config = cli.common.load()?;
-    let device = DeviceKind::parse(cli.device.as_deref().unwrap_or(&config.evaluator.device))
-        .map_err(anyhow::Error::msg)?;
+fn run(cli: &Cli, config: PipelineConfig) -> anyhow::Result<ExitCode> {
     let task = caption::CaptionImages {
-        work_dir: config.paths.work_dir.clone(),
+        config: &config,
         images: caption::collect_images(&cli.inputs)?,
-        network: caption::NetworkSettings::resolve(&config, cli.weights.as_deref())?,
-        beam: BeamConfig {
-            beam_size: cli.beam_size.unwrap_or(config.evaluator.beam_size).max(1),
-            ..BeamConfig::from_config(&config.evaluator)
-        },
-        batch_size: config.featurizer.batch_size,
+        weights: cli.weights.as_deref(),
+        beam: BeamConfig::from_config(&config.evaluator),
+        attention_dir: cli.attention_dir.clone(),
     };
-    let (captioned, failed) = run_on(device, task).context("captioning")?;
+    let (captioned, failed) = run_on(config.evaluator.device, task)?.context("captioning")?;
     for bad in &failed {
         eprintln!("cannot caption {}: {}", bad.image, bad.reason);
     }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use contracts::config::CleanerConfig;
-use contracts::tables::{CAPTIONS_FILE, CaptionRow, write_captions};
+use contracts::tables::{CAPTIONS_FILE, CaptionRow, CaptionsTable, write};
 use contracts::text::clean_caption;
 use contracts::{Provenance, Split, Stage};
 
@@ -53,8 +53,9 @@ pub struct Summary {
 
 /// Cleans the dataset and writes `work_dir/captions.parquet`.
 pub fn run(options: &Options) -> Result<Summary> {
+    let _lock = contracts::lock::lock_work_dir(&options.work_dir, "cleaner")?;
     let (rows, summary, provenance) = clean(options)?;
-    write_captions(&options.work_dir.join(CAPTIONS_FILE), &rows, &provenance)?;
+    write::<CaptionsTable>(&options.work_dir.join(CAPTIONS_FILE), &rows, &provenance)?;
     Ok(summary)
 }
 
@@ -89,7 +90,7 @@ pub fn clean(options: &Options) -> Result<(Vec<CaptionRow>, Summary, Provenance)
     summary.split_source = Some(source.clone());
     provenance.config["split_source"] = serde_json::to_value(&source)?;
     // The featurizer finds the images through this record.
-    provenance.config["image_dir"] = serde_json::to_value(&files.image_dir)?;
+    provenance = provenance.with_image_dir(files.image_dir.as_deref());
 
     let mut rows = Vec::with_capacity(parsed.captions.len());
     let mut seen = HashSet::new();
@@ -133,8 +134,9 @@ pub fn clean(options: &Options) -> Result<(Vec<CaptionRow>, Summary, Provenance)
     summary.skipped = parsed.skipped;
     if rows.is_empty() {
         bail!(
-            "{}: no usable captions left (see the warnings above); nothing written",
-            files.captions_file.display()
+            "{}: no usable captions left{}; nothing written",
+            files.captions_file.display(),
+            summary.why_none_left()
         );
     }
     rows.sort_by(|a, b| (&a.image, a.caption_idx).cmp(&(&b.image, b.caption_idx)));
@@ -200,6 +202,30 @@ fn assign_splits(
 /// How many skipped lines and missing images are listed one by one before a count.
 const LISTED: usize = 20;
 
+/// The skipped lines after the listed ones, as counts of their most common reasons.
+fn more_skipped(rest: &[Skipped]) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for skipped in rest {
+        *counts.entry(skipped.reason.as_str()).or_default() += 1;
+    }
+    let mut counts: Vec<(&str, usize)> = counts.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut parts: Vec<String> = counts
+        .iter()
+        .take(3)
+        .map(|(reason, n)| format!("{n} {reason}"))
+        .collect();
+    let others: usize = counts.iter().skip(3).map(|(_, n)| n).sum();
+    if others > 0 {
+        parts.push(format!("{others} for other reasons"));
+    }
+    format!(
+        "... and {} more skipped lines: {}",
+        rest.len(),
+        parts.join("; ")
+    )
+}
+
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let layout = self.layout.map_or("unknown".into(), |l| format!("{l:?}"));
@@ -242,13 +268,40 @@ impl fmt::Display for Summary {
 }
 
 impl Summary {
+    /// Why no caption survived, for the error that says so: every count that is not zero.
+    fn why_none_left(&self) -> String {
+        let unreadable = self.skipped.len() - self.dropped_duplicate;
+        let mut reasons = Vec::new();
+        if let Some(first) = self.skipped.first() {
+            reasons.push(format!("{unreadable} lines skipped, the first: {first}"));
+        }
+        for (count, what) in [
+            (self.dropped_duplicate, "duplicates"),
+            (self.dropped_empty, "empty after cleaning"),
+            (self.dropped_not_in_split, "of images in no split"),
+            (
+                self.dropped_missing_image,
+                "of images missing from the image folder",
+            ),
+        ] {
+            if count > 0 {
+                reasons.push(format!("{count} {what}"));
+            }
+        }
+        if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", reasons.join("; "))
+        }
+    }
+
     /// Logs each skipped line and missing image (the first few, then a count).
     pub fn warn_details(&self) {
         for skipped in self.skipped.iter().take(LISTED) {
             tracing::warn!("skipped {skipped}");
         }
         if self.skipped.len() > LISTED {
-            tracing::warn!("... and {} more skipped lines", self.skipped.len() - LISTED);
+            tracing::warn!("{}", more_skipped(&self.skipped[LISTED..]));
         }
         for image in self.missing_images.iter().take(LISTED) {
             tracing::warn!(

@@ -13,6 +13,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cleaner::layout::Layout;
+use contracts::PipelineConfig;
+use contracts::config::Override;
 
 #[derive(Parser)]
 #[command(
@@ -33,14 +35,18 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    contracts::cli::exit_with(run())
+    let cli = Cli::parse();
+    let flags = [Override::text_flag(
+        "--dataset-dir",
+        "paths.dataset_dir",
+        cli.dataset_dir.as_ref().map(|p| p.display()),
+    )];
+    cli.common.run(&flags, |config| run(&cli, config))
 }
 
-fn run() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
-    let config = cli.common.load()?;
+fn run(cli: &Cli, config: PipelineConfig) -> anyhow::Result<ExitCode> {
     let options = cleaner::Options {
-        dataset_dir: cli.dataset_dir.unwrap_or(config.paths.dataset_dir),
+        dataset_dir: config.paths.dataset_dir,
         work_dir: config.paths.work_dir,
         splits_dir: config.paths.splits_dir,
         layout: cli.layout,

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::config::PipelineConfig;
+use crate::config::{Override, PipelineConfig};
 use crate::error::ContractError;
 
 /// The default config file, read from the current directory.
@@ -46,22 +46,48 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
-    /// Starts logging and loads the configuration with every override applied.
-    pub fn load(&self) -> Result<PipelineConfig, ContractError> {
+    /// Starts logging and loads the configuration: the file, then every `--set`, then the
+    /// stage's own `flags` (each an [`Override`] of its config key, so it is checked like
+    /// one), then `--work-dir`.
+    pub fn load(&self, flags: &[Option<Override>]) -> Result<PipelineConfig, ContractError> {
         init_logging(self.verbose, self.quiet);
         let path = self
             .config
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
-        let mut config = PipelineConfig::load(&path, &self.overrides, self.config.is_none())?;
-        if let Some(dir) = &self.work_dir {
-            config.paths.work_dir = dir.clone();
-        }
-        if let Some(sections) = &self.print_config {
-            println!("{}", config.sections_json(sections)?);
-            std::process::exit(0);
-        }
-        Ok(config)
+        let mut overrides = self
+            .overrides
+            .iter()
+            .map(|item| Override::set(item))
+            .collect::<Result<Vec<_>, _>>()?;
+        overrides.extend(flags.iter().flatten().cloned());
+        overrides.extend(Override::text_flag(
+            "--work-dir",
+            "paths.work_dir",
+            self.work_dir.as_ref().map(|dir| dir.display()),
+        ));
+        PipelineConfig::load(&path, &overrides, self.config.is_none())
+    }
+
+    /// A stage's `main`: loads the configuration (see [`Self::load`]) and runs `stage` on it,
+    /// or, with `--print-config`, prints the sections asked for instead. The error of either
+    /// is printed with its causes (see [`exit_with`]).
+    pub fn run<E: Display + From<ContractError>>(
+        &self,
+        flags: &[Option<Override>],
+        stage: impl FnOnce(PipelineConfig) -> Result<ExitCode, E>,
+    ) -> ExitCode {
+        let result =
+            self.load(flags)
+                .map_err(E::from)
+                .and_then(|config| match &self.print_config {
+                    Some(sections) => {
+                        println!("{}", config.sections_json(sections)?);
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    None => stage(config),
+                });
+        exit_with(result)
     }
 }
 

@@ -8,11 +8,14 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use crate::stage::Stage;
+
+use crate::dataset::dataset_parts;
 use crate::error::ContractError;
 
 /// Version of the table layouts in `design.md`; bumped when a column changes.
@@ -22,39 +25,8 @@ pub(crate) const KEY_STAGE: &str = "imagecaptioning.stage";
 pub(crate) const KEY_SCHEMA_VERSION: &str = "imagecaptioning.schema_version";
 pub(crate) const KEY_CONFIG: &str = "imagecaptioning.config";
 pub(crate) const KEY_INPUTS: &str = "imagecaptioning.inputs";
-
-/// A pipeline stage, with the Makefile target that reruns it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    Cleaner,
-    Featurizer,
-    Tokenizer,
-    Trainer,
-    Evaluator,
-}
-
-impl Stage {
-    pub fn name(self) -> &'static str {
-        match self {
-            Stage::Cleaner => "cleaner",
-            Stage::Featurizer => "featurizer",
-            Stage::Tokenizer => "tokenizer",
-            Stage::Trainer => "trainer",
-            Stage::Evaluator => "evaluator",
-        }
-    }
-
-    /// The `make` target that reruns this stage.
-    pub fn make_target(self) -> &'static str {
-        match self {
-            Stage::Cleaner => "captions",
-            Stage::Featurizer => "features",
-            Stage::Tokenizer => "tokens",
-            Stage::Trainer => "model",
-            Stage::Evaluator => "evaluate",
-        }
-    }
-}
+/// The config entry of `captions.parquet` that says where the images are.
+const KEY_IMAGE_DIR: &str = "image_dir";
 
 /// How a file was made; stored as key-value metadata of each Parquet file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +47,18 @@ impl Provenance {
             config: serde_json::to_value(config).unwrap_or(serde_json::Value::Null),
             inputs: BTreeMap::new(),
         }
+    }
+
+    /// Records where the dataset's images are (the cleaner does; the featurizer and the
+    /// evaluator's report find them through it).
+    pub fn with_image_dir(mut self, dir: Option<&Path>) -> Self {
+        self.config[KEY_IMAGE_DIR] = serde_json::json!(dir.map(|d| d.display().to_string()));
+        self
+    }
+
+    /// The image folder recorded by [`Self::with_image_dir`].
+    pub fn image_dir(&self) -> Option<PathBuf> {
+        self.config.get(KEY_IMAGE_DIR)?.as_str().map(PathBuf::from)
     }
 
     /// Records the current content hash of an input file or directory.
@@ -136,7 +120,7 @@ impl Provenance {
             return Err(ContractError::Provenance {
                 path: file.to_path_buf(),
                 message: format!("it does not record which {name} it was built from"),
-                rerun: rerun_hint(rerun),
+                stage: rerun,
             });
         };
         if *recorded != content_hash(input)? {
@@ -146,27 +130,20 @@ impl Provenance {
                     "it was built from a different {} than the one on disk now",
                     input.display()
                 ),
-                rerun: rerun_hint(rerun),
+                stage: rerun,
             });
         }
         Ok(())
     }
 }
 
-pub(crate) fn rerun_hint(stage: Stage) -> String {
-    format!("{} stage (`make {}`)", stage.name(), stage.make_target())
-}
-
 /// SHA-256 of a file, or for a directory of a `.parquet` dataset, of its part names and
 /// their hashes in name order (so adding, removing or changing a part changes it).
 pub fn content_hash(path: &Path) -> Result<String, ContractError> {
-    let io = |source| ContractError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |error| ContractError::io(path, error);
     if path.is_dir() {
         let mut hasher = Sha256::new();
-        for part in crate::parquet_io::dataset_parts(path)? {
+        for part in dataset_parts(path)? {
             hasher.update(part.file_name().unwrap_or_default().as_encoded_bytes());
             hasher.update(file_hash(&part)?.as_bytes());
         }
@@ -177,10 +154,7 @@ pub fn content_hash(path: &Path) -> Result<String, ContractError> {
 }
 
 fn file_hash(path: &Path) -> Result<String, ContractError> {
-    let io = |source| ContractError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |error| ContractError::io(path, error);
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];

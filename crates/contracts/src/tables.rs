@@ -1,32 +1,32 @@
-//! The contract tables of `design.md` as typed rows, with their Arrow schemas and the
-//! conversions to and from record batches.
+//! The contract tables of `design.md` as typed rows. Each table is a [`Table`]: its Arrow
+//! schema, the stage that writes it, and the conversion of its rows to and from record
+//! batches, by column name. [`read`] and [`write`] do the rest for every table alike.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, AsArray, FixedSizeListArray, Float32Array, ListBuilder, RecordBatch, StringArray,
-    UInt8Array, UInt32Array, UInt32Builder, UInt64Array,
+    Array, ArrayRef, AsArray, FixedSizeListArray, Float32Array, Float32Builder, ListBuilder,
+    RecordBatch, StringArray, UInt8Array, UInt32Array, UInt32Builder, UInt64Array,
 };
 use arrow::datatypes::{
     DataType, Field, Float32Type, SchemaRef, UInt8Type, UInt32Type, UInt64Type,
 };
 
 use crate::error::ContractError;
-use crate::parquet_io::{Table, field, read_table, schema, write_table};
+use crate::parquet_io::{field, read_table, schema, write_table};
 use crate::provenance::{Provenance, Stage};
+
+pub use crate::artifacts::{CAPTIONS_FILE, FEATURES_DIR, TOKENS_FILE, VOCAB_FILE};
 
 /// Length of a ResNet50 feature vector.
 pub const FEATURE_DIM: usize = 2048;
 
-pub const CAPTIONS_FILE: &str = "captions.parquet";
-pub const VOCAB_FILE: &str = "vocab.parquet";
-pub const TOKENS_FILE: &str = "tokens.parquet";
-pub const FEATURES_DIR: &str = "features";
-pub const PREDICTIONS_FILE: &str = "eval/predictions.parquet";
-
 /// Which part of the dataset an image belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Split {
     Train,
     Val,
@@ -60,7 +60,122 @@ impl std::fmt::Display for Split {
     }
 }
 
-/// One row of `captions.parquet`.
+/// One of the contract tables.
+pub trait Table {
+    /// The rows as a stage holds them.
+    type Rows: Default;
+    /// The stage that writes the table: a file of ours written by another stage is refused.
+    const STAGE: Stage;
+    /// The contract schema; a file is read by these column names, extra columns ignored.
+    fn schema() -> SchemaRef;
+    /// The rows as one record batch of [`Self::schema`].
+    fn to_batch(rows: &Self::Rows) -> RecordBatch;
+    /// Appends the rows of a batch already conformed to [`Self::schema`].
+    fn extend(rows: &mut Self::Rows, batch: &Columns<'_>) -> Result<(), ContractError>;
+}
+
+/// Writes `rows` to `path` atomically, with `provenance` in its metadata.
+pub fn write<T: Table>(
+    path: &Path,
+    rows: &T::Rows,
+    provenance: &Provenance,
+) -> Result<(), ContractError> {
+    write_table(path, &T::to_batch(rows), provenance)
+}
+
+/// Reads `path`, checking its columns and, for a file of ours, that it is this table's.
+pub fn read<T: Table>(path: &Path) -> Result<(T::Rows, Option<Provenance>), ContractError> {
+    let table = read_table(path, &T::schema(), T::STAGE)?;
+    let mut rows = T::Rows::default();
+    for batch in &table.batches {
+        T::extend(&mut rows, &Columns { path, batch })?;
+    }
+    Ok((rows, table.provenance))
+}
+
+/// A conformed record batch, its columns looked up by name.
+pub struct Columns<'a> {
+    path: &'a Path,
+    batch: &'a RecordBatch,
+}
+
+impl<'a> Columns<'a> {
+    pub fn len(&self) -> usize {
+        self.batch.num_rows()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn column(&self, name: &str) -> &'a ArrayRef {
+        self.batch
+            .column_by_name(name)
+            .expect("read_table conformed the batch to the table's schema")
+    }
+
+    pub fn strings(&self, name: &str) -> &'a StringArray {
+        self.column(name).as_string::<i32>()
+    }
+
+    pub fn u8s(&self, name: &str) -> &'a UInt8Array {
+        self.column(name).as_primitive::<UInt8Type>()
+    }
+
+    pub fn u32s(&self, name: &str) -> &'a UInt32Array {
+        self.column(name).as_primitive::<UInt32Type>()
+    }
+
+    pub fn u64s(&self, name: &str) -> &'a UInt64Array {
+        self.column(name).as_primitive::<UInt64Type>()
+    }
+
+    pub fn f32s(&self, name: &str) -> &'a Float32Array {
+        self.column(name).as_primitive::<Float32Type>()
+    }
+
+    /// Row `i` of a `list<uint32>` column.
+    pub fn u32_list(&self, name: &str, i: usize) -> Vec<u32> {
+        let list = self.column(name).as_list::<i32>().value(i);
+        list.as_primitive::<UInt32Type>().values().to_vec()
+    }
+
+    /// Row `i` of a `list<float32>` column.
+    pub fn f32_list(&self, name: &str, i: usize) -> Vec<f32> {
+        let list = self.column(name).as_list::<i32>().value(i);
+        list.as_primitive::<Float32Type>().values().to_vec()
+    }
+
+    /// The values of a `fixed_size_list<float32>` column, row after row.
+    pub fn f32_rows(&self, name: &str) -> &'a [f32] {
+        let list = self.column(name).as_fixed_size_list();
+        let width = list.value_length() as usize;
+        let values = list.values().as_primitive::<Float32Type>().values();
+        &values[list.offset() * width..(list.offset() + list.len()) * width]
+    }
+
+    /// Row `i` of a `split` column.
+    pub fn split(&self, name: &str, i: usize) -> Result<Split, ContractError> {
+        let text = self.strings(name).value(i);
+        Split::parse(text).ok_or_else(|| ContractError::Schema {
+            path: self.path.to_path_buf(),
+            column: name.into(),
+            message: format!("value {text:?} is not one of train, val, test"),
+        })
+    }
+}
+
+fn strings<'a>(rows: impl Iterator<Item = &'a str>) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(rows))
+}
+
+fn batch(schema: SchemaRef, columns: Vec<ArrayRef>) -> RecordBatch {
+    RecordBatch::try_new(schema, columns).expect("columns are built to match the schema")
+}
+
+/// `captions.parquet`: one row per caption.
+pub struct CaptionsTable;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaptionRow {
     pub image: String,
@@ -70,7 +185,58 @@ pub struct CaptionRow {
     pub clean: String,
 }
 
-/// One row of `vocab.parquet`.
+impl Table for CaptionsTable {
+    type Rows = Vec<CaptionRow>;
+    const STAGE: Stage = Stage::Cleaner;
+
+    fn schema() -> SchemaRef {
+        schema(vec![
+            field("image", DataType::Utf8),
+            field("caption_idx", DataType::UInt8),
+            field("split", DataType::Utf8),
+            field("raw", DataType::Utf8),
+            field("clean", DataType::Utf8),
+        ])
+    }
+
+    fn to_batch(rows: &Self::Rows) -> RecordBatch {
+        batch(
+            Self::schema(),
+            vec![
+                strings(rows.iter().map(|r| r.image.as_str())),
+                Arc::new(UInt8Array::from_iter_values(
+                    rows.iter().map(|r| r.caption_idx),
+                )),
+                strings(rows.iter().map(|r| r.split.as_str())),
+                strings(rows.iter().map(|r| r.raw.as_str())),
+                strings(rows.iter().map(|r| r.clean.as_str())),
+            ],
+        )
+    }
+
+    fn extend(rows: &mut Self::Rows, c: &Columns<'_>) -> Result<(), ContractError> {
+        let (image, idx, raw, clean) = (
+            c.strings("image"),
+            c.u8s("caption_idx"),
+            c.strings("raw"),
+            c.strings("clean"),
+        );
+        for i in 0..c.len() {
+            rows.push(CaptionRow {
+                image: image.value(i).to_string(),
+                caption_idx: idx.value(i),
+                split: c.split("split", i)?,
+                raw: raw.value(i).to_string(),
+                clean: clean.value(i).to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `vocab.parquet`: one row per token id.
+pub struct VocabTable;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct VocabRow {
     pub token_id: u32,
@@ -78,7 +244,47 @@ pub struct VocabRow {
     pub count: u64,
 }
 
-/// One row of `tokens.parquet`.
+impl Table for VocabTable {
+    type Rows = Vec<VocabRow>;
+    const STAGE: Stage = Stage::Tokenizer;
+
+    fn schema() -> SchemaRef {
+        schema(vec![
+            field("token_id", DataType::UInt32),
+            field("token", DataType::Utf8),
+            field("count", DataType::UInt64),
+        ])
+    }
+
+    fn to_batch(rows: &Self::Rows) -> RecordBatch {
+        batch(
+            Self::schema(),
+            vec![
+                Arc::new(UInt32Array::from_iter_values(
+                    rows.iter().map(|r| r.token_id),
+                )),
+                strings(rows.iter().map(|r| r.token.as_str())),
+                Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.count))),
+            ],
+        )
+    }
+
+    fn extend(rows: &mut Self::Rows, c: &Columns<'_>) -> Result<(), ContractError> {
+        let (id, token, count) = (c.u32s("token_id"), c.strings("token"), c.u64s("count"));
+        for i in 0..c.len() {
+            rows.push(VocabRow {
+                token_id: id.value(i),
+                token: token.value(i).to_string(),
+                count: count.value(i),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `tokens.parquet`: one training sequence per caption.
+pub struct TokensTable;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenRow {
     pub image: String,
@@ -87,15 +293,58 @@ pub struct TokenRow {
     pub token_ids: Vec<u32>,
 }
 
-/// One row of `eval/predictions.parquet`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PredictionRow {
-    pub image: String,
-    pub split: Split,
-    pub caption: String,
-    pub log_prob: f32,
-    pub decoder: String,
+impl Table for TokensTable {
+    type Rows = Vec<TokenRow>;
+    const STAGE: Stage = Stage::Tokenizer;
+
+    fn schema() -> SchemaRef {
+        schema(vec![
+            field("image", DataType::Utf8),
+            field("caption_idx", DataType::UInt8),
+            field("split", DataType::Utf8),
+            field(
+                "token_ids",
+                DataType::List(Arc::new(Field::new_list_field(DataType::UInt32, false))),
+            ),
+        ])
+    }
+
+    fn to_batch(rows: &Self::Rows) -> RecordBatch {
+        let item = Arc::new(Field::new_list_field(DataType::UInt32, false));
+        let mut ids = ListBuilder::new(UInt32Builder::new()).with_field(item);
+        for row in rows {
+            ids.values().append_slice(&row.token_ids);
+            ids.append(true);
+        }
+        batch(
+            Self::schema(),
+            vec![
+                strings(rows.iter().map(|r| r.image.as_str())),
+                Arc::new(UInt8Array::from_iter_values(
+                    rows.iter().map(|r| r.caption_idx),
+                )),
+                strings(rows.iter().map(|r| r.split.as_str())),
+                Arc::new(ids.finish()),
+            ],
+        )
+    }
+
+    fn extend(rows: &mut Self::Rows, c: &Columns<'_>) -> Result<(), ContractError> {
+        let (image, idx) = (c.strings("image"), c.u8s("caption_idx"));
+        for i in 0..c.len() {
+            rows.push(TokenRow {
+                image: image.value(i).to_string(),
+                caption_idx: idx.value(i),
+                split: c.split("split", i)?,
+                token_ids: c.u32_list("token_ids", i),
+            });
+        }
+        Ok(())
+    }
 }
+
+/// One `features/part-NNNNN.parquet` file: one 2048-d vector per image.
+pub struct FeaturesTable;
 
 /// Feature vectors of several images, row-major (`features.len() == images.len() * FEATURE_DIM`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -110,281 +359,158 @@ impl Features {
     }
 }
 
-pub fn captions_schema() -> SchemaRef {
-    schema(vec![
-        field("image", DataType::Utf8),
-        field("caption_idx", DataType::UInt8),
-        field("split", DataType::Utf8),
-        field("raw", DataType::Utf8),
-        field("clean", DataType::Utf8),
-    ])
-}
+impl Table for FeaturesTable {
+    type Rows = Features;
+    const STAGE: Stage = Stage::Featurizer;
 
-pub fn vocab_schema() -> SchemaRef {
-    schema(vec![
-        field("token_id", DataType::UInt32),
-        field("token", DataType::Utf8),
-        field("count", DataType::UInt64),
-    ])
-}
+    fn schema() -> SchemaRef {
+        let item = Arc::new(Field::new_list_field(DataType::Float32, false));
+        schema(vec![
+            field("image", DataType::Utf8),
+            field("feature", DataType::FixedSizeList(item, FEATURE_DIM as i32)),
+        ])
+    }
 
-pub fn tokens_schema() -> SchemaRef {
-    schema(vec![
-        field("image", DataType::Utf8),
-        field("caption_idx", DataType::UInt8),
-        field("split", DataType::Utf8),
-        field(
-            "token_ids",
-            DataType::List(Arc::new(Field::new_list_field(DataType::UInt32, false))),
-        ),
-    ])
-}
+    fn to_batch(rows: &Self::Rows) -> RecordBatch {
+        let values = Float32Array::from(rows.features.clone());
+        let item = Arc::new(Field::new_list_field(DataType::Float32, false));
+        let list = FixedSizeListArray::new(item, FEATURE_DIM as i32, Arc::new(values), None);
+        let images = strings(rows.images.iter().map(String::as_str));
+        batch(Self::schema(), vec![images, Arc::new(list)])
+    }
 
-pub fn features_schema() -> SchemaRef {
-    let item = Arc::new(Field::new_list_field(DataType::Float32, false));
-    schema(vec![
-        field("image", DataType::Utf8),
-        field("feature", DataType::FixedSizeList(item, FEATURE_DIM as i32)),
-    ])
-}
-
-pub fn predictions_schema() -> SchemaRef {
-    schema(vec![
-        field("image", DataType::Utf8),
-        field("split", DataType::Utf8),
-        field("caption", DataType::Utf8),
-        field("log_prob", DataType::Float32),
-        field("decoder", DataType::Utf8),
-    ])
-}
-
-fn strings<'a>(rows: impl Iterator<Item = &'a str>) -> Arc<StringArray> {
-    Arc::new(StringArray::from_iter_values(rows))
-}
-
-fn batch(schema: SchemaRef, columns: Vec<arrow::array::ArrayRef>) -> RecordBatch {
-    RecordBatch::try_new(schema, columns).expect("columns are built to match the schema")
-}
-
-fn parse_split(path: &Path, text: &str) -> Result<Split, ContractError> {
-    Split::parse(text).ok_or_else(|| ContractError::Schema {
-        path: path.to_path_buf(),
-        column: "split".into(),
-        message: format!("value {text:?} is not one of train, val, test"),
-    })
-}
-
-pub fn write_captions(
-    path: &Path,
-    rows: &[CaptionRow],
-    provenance: &Provenance,
-) -> Result<(), ContractError> {
-    let columns: Vec<arrow::array::ArrayRef> = vec![
-        strings(rows.iter().map(|r| r.image.as_str())),
-        Arc::new(UInt8Array::from_iter_values(
-            rows.iter().map(|r| r.caption_idx),
-        )),
-        strings(rows.iter().map(|r| r.split.as_str())),
-        strings(rows.iter().map(|r| r.raw.as_str())),
-        strings(rows.iter().map(|r| r.clean.as_str())),
-    ];
-    write_table(path, &batch(captions_schema(), columns), provenance)
-}
-
-pub fn read_captions(path: &Path) -> Result<(Vec<CaptionRow>, Option<Provenance>), ContractError> {
-    let Table {
-        batches,
-        provenance,
-    } = read_table(path, &captions_schema(), Stage::Cleaner)?;
-    let mut rows = Vec::new();
-    for b in &batches {
-        let (image, idx, split, raw, clean) = (
-            b.column(0).as_string::<i32>(),
-            b.column(1).as_primitive::<UInt8Type>(),
-            b.column(2).as_string::<i32>(),
-            b.column(3).as_string::<i32>(),
-            b.column(4).as_string::<i32>(),
+    fn extend(rows: &mut Self::Rows, c: &Columns<'_>) -> Result<(), ContractError> {
+        rows.images.extend(
+            c.strings("image")
+                .iter()
+                .map(|s| s.unwrap_or_default().to_string()),
         );
-        for i in 0..b.num_rows() {
-            rows.push(CaptionRow {
-                image: image.value(i).to_string(),
-                caption_idx: idx.value(i),
-                split: parse_split(path, split.value(i))?,
-                raw: raw.value(i).to_string(),
-                clean: clean.value(i).to_string(),
-            });
-        }
+        rows.features.extend_from_slice(c.f32_rows("feature"));
+        Ok(())
     }
-    Ok((rows, provenance))
 }
 
-pub fn write_vocab(
-    path: &Path,
-    rows: &[VocabRow],
-    provenance: &Provenance,
-) -> Result<(), ContractError> {
-    let columns: Vec<arrow::array::ArrayRef> = vec![
-        Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|r| r.token_id),
-        )),
-        strings(rows.iter().map(|r| r.token.as_str())),
-        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.count))),
-    ];
-    write_table(path, &batch(vocab_schema(), columns), provenance)
+/// `eval/predictions.parquet`: one caption per image.
+pub struct PredictionsTable;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictionRow {
+    pub image: String,
+    pub split: Split,
+    pub caption: String,
+    pub log_prob: f32,
+    pub decoder: String,
 }
 
-pub fn read_vocab(path: &Path) -> Result<(Vec<VocabRow>, Option<Provenance>), ContractError> {
-    let Table {
-        batches,
-        provenance,
-    } = read_table(path, &vocab_schema(), Stage::Tokenizer)?;
-    let mut rows = Vec::new();
-    for b in &batches {
-        let (id, token, count) = (
-            b.column(0).as_primitive::<UInt32Type>(),
-            b.column(1).as_string::<i32>(),
-            b.column(2).as_primitive::<UInt64Type>(),
+impl Table for PredictionsTable {
+    type Rows = Vec<PredictionRow>;
+    const STAGE: Stage = Stage::Evaluator;
+
+    fn schema() -> SchemaRef {
+        schema(vec![
+            field("image", DataType::Utf8),
+            field("split", DataType::Utf8),
+            field("caption", DataType::Utf8),
+            field("log_prob", DataType::Float32),
+            field("decoder", DataType::Utf8),
+        ])
+    }
+
+    fn to_batch(rows: &Self::Rows) -> RecordBatch {
+        batch(
+            Self::schema(),
+            vec![
+                strings(rows.iter().map(|r| r.image.as_str())),
+                strings(rows.iter().map(|r| r.split.as_str())),
+                strings(rows.iter().map(|r| r.caption.as_str())),
+                Arc::new(Float32Array::from_iter_values(
+                    rows.iter().map(|r| r.log_prob),
+                )),
+                strings(rows.iter().map(|r| r.decoder.as_str())),
+            ],
+        )
+    }
+
+    fn extend(rows: &mut Self::Rows, c: &Columns<'_>) -> Result<(), ContractError> {
+        let (image, caption, log_prob, decoder) = (
+            c.strings("image"),
+            c.strings("caption"),
+            c.f32s("log_prob"),
+            c.strings("decoder"),
         );
-        for i in 0..b.num_rows() {
-            rows.push(VocabRow {
-                token_id: id.value(i),
-                token: token.value(i).to_string(),
-                count: count.value(i),
-            });
-        }
-    }
-    Ok((rows, provenance))
-}
-
-pub fn write_tokens(
-    path: &Path,
-    rows: &[TokenRow],
-    provenance: &Provenance,
-) -> Result<(), ContractError> {
-    let item = Arc::new(Field::new_list_field(DataType::UInt32, false));
-    let mut ids = ListBuilder::new(UInt32Builder::new()).with_field(item);
-    for row in rows {
-        ids.values().append_slice(&row.token_ids);
-        ids.append(true);
-    }
-    let columns: Vec<arrow::array::ArrayRef> = vec![
-        strings(rows.iter().map(|r| r.image.as_str())),
-        Arc::new(UInt8Array::from_iter_values(
-            rows.iter().map(|r| r.caption_idx),
-        )),
-        strings(rows.iter().map(|r| r.split.as_str())),
-        Arc::new(ids.finish()),
-    ];
-    write_table(path, &batch(tokens_schema(), columns), provenance)
-}
-
-pub fn read_tokens(path: &Path) -> Result<(Vec<TokenRow>, Option<Provenance>), ContractError> {
-    let Table {
-        batches,
-        provenance,
-    } = read_table(path, &tokens_schema(), Stage::Tokenizer)?;
-    let mut rows = Vec::new();
-    for b in &batches {
-        let (image, idx, split, ids) = (
-            b.column(0).as_string::<i32>(),
-            b.column(1).as_primitive::<UInt8Type>(),
-            b.column(2).as_string::<i32>(),
-            b.column(3).as_list::<i32>(),
-        );
-        for i in 0..b.num_rows() {
-            let list = ids.value(i);
-            rows.push(TokenRow {
-                image: image.value(i).to_string(),
-                caption_idx: idx.value(i),
-                split: parse_split(path, split.value(i))?,
-                token_ids: list.as_primitive::<UInt32Type>().values().to_vec(),
-            });
-        }
-    }
-    Ok((rows, provenance))
-}
-
-/// Features as a record batch (one part file is one or more of these).
-pub fn features_batch(features: &Features) -> RecordBatch {
-    let values = Float32Array::from(features.features.clone());
-    let item = Arc::new(Field::new_list_field(DataType::Float32, false));
-    let list = FixedSizeListArray::new(item, FEATURE_DIM as i32, Arc::new(values), None);
-    let images = strings(features.images.iter().map(String::as_str));
-    batch(features_schema(), vec![images, Arc::new(list)])
-}
-
-pub fn write_features(
-    path: &Path,
-    features: &Features,
-    provenance: &Provenance,
-) -> Result<(), ContractError> {
-    write_table(path, &features_batch(features), provenance)
-}
-
-/// Reads one features part file.
-pub fn read_features(path: &Path) -> Result<(Features, Option<Provenance>), ContractError> {
-    let Table {
-        batches,
-        provenance,
-    } = read_table(path, &features_schema(), Stage::Featurizer)?;
-    let mut out = Features::default();
-    for b in &batches {
-        let images = b.column(0).as_string::<i32>();
-        let list = b.column(1).as_fixed_size_list();
-        out.images
-            .extend(images.iter().map(|s| s.unwrap_or_default().to_string()));
-        let values = list.values().as_primitive::<Float32Type>();
-        let start = list.offset() * FEATURE_DIM;
-        out.features
-            .extend_from_slice(&values.values()[start..start + list.len() * FEATURE_DIM]);
-    }
-    Ok((out, provenance))
-}
-
-pub fn write_predictions(
-    path: &Path,
-    rows: &[PredictionRow],
-    provenance: &Provenance,
-) -> Result<(), ContractError> {
-    let columns: Vec<arrow::array::ArrayRef> = vec![
-        strings(rows.iter().map(|r| r.image.as_str())),
-        strings(rows.iter().map(|r| r.split.as_str())),
-        strings(rows.iter().map(|r| r.caption.as_str())),
-        Arc::new(Float32Array::from_iter_values(
-            rows.iter().map(|r| r.log_prob),
-        )),
-        strings(rows.iter().map(|r| r.decoder.as_str())),
-    ];
-    write_table(path, &batch(predictions_schema(), columns), provenance)
-}
-
-pub fn read_predictions(
-    path: &Path,
-) -> Result<(Vec<PredictionRow>, Option<Provenance>), ContractError> {
-    let Table {
-        batches,
-        provenance,
-    } = read_table(path, &predictions_schema(), Stage::Evaluator)?;
-    let mut rows = Vec::new();
-    for b in &batches {
-        let (image, split, caption, log_prob, decoder) = (
-            b.column(0).as_string::<i32>(),
-            b.column(1).as_string::<i32>(),
-            b.column(2).as_string::<i32>(),
-            b.column(3).as_primitive::<Float32Type>(),
-            b.column(4).as_string::<i32>(),
-        );
-        for i in 0..b.num_rows() {
+        for i in 0..c.len() {
             rows.push(PredictionRow {
                 image: image.value(i).to_string(),
-                split: parse_split(path, split.value(i))?,
+                split: c.split("split", i)?,
                 caption: caption.value(i).to_string(),
                 log_prob: log_prob.value(i),
                 decoder: decoder.value(i).to_string(),
             });
         }
+        Ok(())
     }
-    Ok((rows, provenance))
+}
+
+/// `eval/attention.parquet`: where the attention model looked for each word it wrote, one
+/// row per word; `weights` is row-major over the grid (`grid_height x grid_width`, in the
+/// provenance config).
+pub struct AttentionTable;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttentionRow {
+    pub image: String,
+    /// The word's place in the caption, from 0.
+    pub position: u32,
+    pub word: String,
+    pub weights: Vec<f32>,
+}
+
+impl Table for AttentionTable {
+    type Rows = Vec<AttentionRow>;
+    const STAGE: Stage = Stage::Evaluator;
+
+    fn schema() -> SchemaRef {
+        let item = Arc::new(Field::new_list_field(DataType::Float32, false));
+        schema(vec![
+            field("image", DataType::Utf8),
+            field("position", DataType::UInt32),
+            field("word", DataType::Utf8),
+            field("weights", DataType::List(item)),
+        ])
+    }
+
+    fn to_batch(rows: &Self::Rows) -> RecordBatch {
+        let item = Field::new_list_field(DataType::Float32, false);
+        let mut weights = ListBuilder::new(Float32Builder::new()).with_field(Arc::new(item));
+        for row in rows {
+            weights.values().append_slice(&row.weights);
+            weights.append(true);
+        }
+        batch(
+            Self::schema(),
+            vec![
+                strings(rows.iter().map(|r| r.image.as_str())),
+                Arc::new(UInt32Array::from_iter_values(
+                    rows.iter().map(|r| r.position),
+                )),
+                strings(rows.iter().map(|r| r.word.as_str())),
+                Arc::new(weights.finish()),
+            ],
+        )
+    }
+
+    fn extend(rows: &mut Self::Rows, c: &Columns<'_>) -> Result<(), ContractError> {
+        let (image, position, word) = (c.strings("image"), c.u32s("position"), c.strings("word"));
+        for i in 0..c.len() {
+            rows.push(AttentionRow {
+                image: image.value(i).to_string(),
+                position: position.value(i),
+                word: word.value(i).to_string(),
+                weights: c.f32_list("weights", i),
+            });
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -413,8 +539,8 @@ mod tests {
             caption("a.jpg", Split::Train),
             caption("b.jpg", Split::Test),
         ];
-        write_captions(&path, &rows, &provenance()).unwrap();
-        let (back, prov) = read_captions(&path).unwrap();
+        write::<CaptionsTable>(&path, &rows, &provenance()).unwrap();
+        let (back, prov) = read::<CaptionsTable>(&path).unwrap();
         assert_eq!(back, rows);
         assert_eq!(prov.unwrap(), provenance());
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
@@ -431,9 +557,11 @@ mod tests {
             token_ids: vec![1, 7, 2],
         }];
         let prov = Provenance::new(Stage::Tokenizer, ());
-        write_tokens(&dir.path().join("t.parquet"), &tokens, &prov).unwrap();
+        write::<TokensTable>(&dir.path().join("t.parquet"), &tokens, &prov).unwrap();
         assert_eq!(
-            read_tokens(&dir.path().join("t.parquet")).unwrap().0,
+            read::<TokensTable>(&dir.path().join("t.parquet"))
+                .unwrap()
+                .0,
             tokens
         );
 
@@ -442,8 +570,8 @@ mod tests {
             features: (0..2 * FEATURE_DIM).map(|i| i as f32).collect(),
         };
         let prov = Provenance::new(Stage::Featurizer, ());
-        write_features(&dir.path().join("f.parquet"), &features, &prov).unwrap();
-        let (back, _) = read_features(&dir.path().join("f.parquet")).unwrap();
+        write::<FeaturesTable>(&dir.path().join("f.parquet"), &features, &prov).unwrap();
+        let (back, _) = read::<FeaturesTable>(&dir.path().join("f.parquet")).unwrap();
         assert_eq!(back, features);
         assert_eq!(back.row(1)[0], FEATURE_DIM as f32);
     }
@@ -452,11 +580,15 @@ mod tests {
     fn wrong_stage_is_refused_with_the_stage_to_rerun() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.parquet");
-        write_captions(&path, &[caption("a", Split::Train)], &provenance()).unwrap();
-        let err = read_vocab(&path).unwrap_err().to_string();
-        assert!(
-            err.contains("x.parquet") && err.contains("make tokens"),
-            "{err}"
+        write::<CaptionsTable>(&path, &vec![caption("a", Split::Train)], &provenance()).unwrap();
+        let err = read::<VocabTable>(&path).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: written by the cleaner stage, expected the tokenizer stage; rerun the \
+                 tokenizer stage (`make tokens`)",
+                path.display()
+            )
         );
     }
 
@@ -476,21 +608,23 @@ mod tests {
             ],
         );
         write_table(&path, &b, &Provenance::new(Stage::Tokenizer, ())).unwrap();
-        let err = read_vocab(&path).unwrap_err().to_string();
-        assert!(
-            err.contains("v.parquet") && err.contains("`count`") && err.contains("missing"),
-            "{err}"
+        let err = read::<VocabTable>(&path).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: column `count`: missing (expected UInt64)",
+                path.display()
+            )
         );
     }
 
     #[test]
     fn missing_file_says_which_stage_makes_it() {
-        let err = read_tokens(Path::new("/nonexistent/tokens.parquet"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("tokenizer") && err.contains("make tokens"),
-            "{err}"
+        let err = read::<TokensTable>(Path::new("/nonexistent/tokens.parquet")).unwrap_err();
+        assert_eq!(
+            // As the binaries print it: the whole chain of causes.
+            format!("{:#}", anyhow::Error::from(err)),
+            "/nonexistent/tokens.parquet does not exist; run the tokenizer stage (`make tokens`)"
         );
     }
 
@@ -519,9 +653,13 @@ mod tests {
             )
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("different") && err.contains("make tokens"),
-            "{err}"
+        assert_eq!(
+            err,
+            format!(
+                "tokens.parquet: it was built from a different {} than the one on disk now; \
+                 rerun the tokenizer stage (`make tokens`)",
+                input.display()
+            )
         );
     }
 }

@@ -1,9 +1,8 @@
 //! Captions laid out for teacher forcing.
 
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
-
-use crate::PAD;
+use contracts::vocab::PAD;
 
 /// A batch of captions on the device, time-major, with the positions the loss scores.
 ///
@@ -24,6 +23,12 @@ pub struct TeacherBatch<B: Backend> {
     pub steps: usize,
     /// Number of scored positions (the loss is their mean).
     pub tokens: usize,
+    /// `[tokens]` each scored position's weight in the mean (its caption's, see
+    /// [`Self::weighted`]); `None`: all 1.
+    pub weights: Option<Vec<f32>>,
+    /// This batch's share of the captions whose mean the per-caption terms (the attention
+    /// regulariser) take: 1, or less for a part of a split batch ([`Self::part_of`]).
+    pub caption_share: f64,
 }
 
 impl<B: Backend> TeacherBatch<B> {
@@ -33,6 +38,17 @@ impl<B: Backend> TeacherBatch<B> {
     /// On an empty batch or a caption shorter than two tokens (the trainer checks both when it
     /// reads `tokens.parquet`).
     pub fn new(captions: &[&[u32]], device: &B::Device) -> Self {
+        Self::layout(captions, None, device)
+    }
+
+    /// [`Self::new`] with every position of caption `b` weighing `weights[b]` in the loss:
+    /// self-critical training's `-(r - b) * sum log p` as a weighted cross-entropy.
+    pub fn weighted(captions: &[&[u32]], weights: &[f32], device: &B::Device) -> Self {
+        assert_eq!(captions.len(), weights.len(), "one weight per caption");
+        Self::layout(captions, Some(weights), device)
+    }
+
+    fn layout(captions: &[&[u32]], weights: Option<&[f32]>, device: &B::Device) -> Self {
         assert!(!captions.is_empty(), "empty batch");
         assert!(
             captions.iter().all(|c| c.len() >= 2),
@@ -44,6 +60,7 @@ impl<B: Backend> TeacherBatch<B> {
         let mut targets = Vec::with_capacity(steps * batch_size);
         let mut rows = Vec::with_capacity(steps * batch_size);
         let mut row_captions = Vec::with_capacity(steps * batch_size);
+        let mut row_weights = Vec::new();
         for t in 0..steps {
             for (b, caption) in captions.iter().enumerate() {
                 if t + 1 < caption.len() {
@@ -51,6 +68,9 @@ impl<B: Backend> TeacherBatch<B> {
                     targets.push(i64::from(caption[t + 1]));
                     rows.push((t * batch_size + b) as i64);
                     row_captions.push(b as i64);
+                    if let Some(weights) = weights {
+                        row_weights.push(weights[b]);
+                    }
                 }
             }
         }
@@ -67,6 +87,39 @@ impl<B: Backend> TeacherBatch<B> {
             batch_size,
             steps,
             tokens,
+            weights: weights.map(|_| row_weights),
+            caption_share: 1.0,
+        }
+    }
+
+    /// This batch as one part of a larger one of `whole_tokens` scored positions and
+    /// `whole_captions` captions, split across devices: its means become its share of the
+    /// whole's means, so that the parts' losses and gradients add up to the whole's.
+    pub fn part_of(mut self, whole_tokens: usize, whole_captions: usize) -> Self {
+        let share = self.tokens as f32 / whole_tokens as f32;
+        let weights = self
+            .weights
+            .take()
+            .unwrap_or_else(|| vec![1.0; self.tokens]);
+        self.weights = Some(weights.into_iter().map(|w| w * share).collect());
+        self.caption_share = self.batch_size as f64 / whole_captions as f64;
+        self
+    }
+}
+
+impl<B: AutodiffBackend> TeacherBatch<B> {
+    /// The same batch on the inner backend, where the hand-written passes run.
+    pub fn inner(&self) -> TeacherBatch<B::InnerBackend> {
+        TeacherBatch {
+            inputs: self.inputs.clone().inner(),
+            targets: self.targets.clone().inner(),
+            rows: self.rows.clone().map(Tensor::inner),
+            row_captions: self.row_captions.clone().map(Tensor::inner),
+            batch_size: self.batch_size,
+            steps: self.steps,
+            tokens: self.tokens,
+            weights: self.weights.clone(),
+            caption_share: self.caption_share,
         }
     }
 }

@@ -1,14 +1,18 @@
-//! Errors of the decoder library; each names the file it concerns.
+//! Errors of the decoder library; each names the file it concerns, and none has an error
+//! `source`, so an error chain prints each cause once.
 
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecoderError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
+
+    #[error("{} does not exist: no trained model here; run the trainer stage (`make model`)", path.display())]
+    NoModel { path: PathBuf },
 
     #[error("{}: not a readable caption-model checkpoint ({message}); retrain with `make model`", path.display())]
     Format { path: PathBuf, message: String },
@@ -24,9 +28,16 @@ pub enum DecoderError {
         found: Vec<usize>,
     },
 
+    #[error(
+        "{} was trained with another vocabulary than {}; rerun the trainer stage (`make model`)",
+        checkpoint.display(),
+        vocab.display()
+    )]
+    OtherVocabulary { checkpoint: PathBuf, vocab: PathBuf },
+
     #[error("invalid model config: {0}")]
     Config(String),
 
     #[error(transparent)]
-    Write(#[from] contracts::ContractError),
+    Contract(#[from] contracts::ContractError),
 }

@@ -1,55 +1,42 @@
-//! The caption decoder: the seed's CNN-RNN "merge" model, shared by the trainer, the evaluator
-//! and `caption`.
+//! The caption models, shared by the trainer, the evaluator and `caption`.
 //!
-//! An image's 2048-d ResNet50 vector is standardised (train-split mean and std, stored in the
-//! model), projected to the word-embedding size and fed to an LSTM as the first step, before
-//! `<start> w1 .. wn`. Each later step's hidden state, joined with the image embedding, is
-//! projected to vocabulary logits that predict the next word. See [`CaptionModel`].
-//!
-//! - [`model`]: the network, teacher-forced loss and the step-by-step decode API.
-//! - [`search`]: batched greedy decoding; [`beam`]: beam search, both over
-//!   [`CaptionModel::start`] / [`CaptionModel::step`].
-//! - [`training`]: the training loss with its (partly hand-written) gradients. On the CPU its
-//!   elementwise work runs as fused multi-threaded passes over host memory (`cross_entropy`,
-//!   `fused_lstm`); other backends run the same arithmetic as tensor operations.
-//! - [`trained`]: checkpoint files and [`load_trained`] for the evaluator and `caption`.
+//! - [`model`]: the caption-model abstraction ([`CaptionModel`] to decode and validate,
+//!   [`Trainable`] to train); [`captioner`]: [`Captioner`], the enum of the implementations
+//!   that every stage holds, and [`CaptionerConfig`], its architecture.
+//! - [`merge`]: the seed's CNN-RNN "merge" model. An image's 2048-d ResNet50 vector is
+//!   standardised (train-split mean and std, stored in the model), projected to the
+//!   word-embedding size and fed to an LSTM as the first step, before `<start> w1 .. wn`; each
+//!   later step's hidden state, joined with the image embedding, is projected to vocabulary
+//!   logits. Its loss and gradients run on the fused CPU kernels of the `kernels` crate.
+//! - [`attention`]: Xu et al. 2015's soft attention over the 7x7 grid of ResNet50's last
+//!   feature map, with the gate on the context and the doubly stochastic regularisation.
+//! - [`search`]: batched greedy decoding and beam search, written once over [`CaptionModel`].
+//! - [`checkpoint`]: checkpoint files; [`load_captioner`]: a trained model with its
+//!   vocabulary and encoder settings, for the evaluator and `caption`.
 //!
 //! Everything random (initialisation, dropout) draws from an RNG the caller owns, never from
 //! the backend's global generator: runs are reproducible from a seed, also when several run in
 //! one process, and a resumed run draws exactly what an uninterrupted one would.
 
+pub mod attention;
 mod batch;
-pub mod beam;
-mod cross_entropy;
+pub mod captioner;
+pub mod checkpoint;
+mod dropout;
 mod error;
-mod fused_lstm;
-mod lstm;
+mod init;
+mod loader;
+pub mod merge;
 pub mod model;
+mod output;
 pub mod search;
 mod stats;
-pub mod trained;
-pub mod training;
 
 pub use batch::TeacherBatch;
-pub use beam::{BeamConfig, Hypothesis, beam_search};
+pub use captioner::{Captioner, CaptionerConfig, CaptionerState};
+pub use checkpoint::{Skipped, TrainedInfo, load_checkpoint, save_checkpoint};
 pub use error::DecoderError;
-pub use fused_lstm::FusedRun;
-pub use lstm::{Lstm, LstmGrads, LstmState, SequenceRun, TensorRun};
-pub use model::{CaptionModel, CaptionModelConfig, DecodeState};
-pub use search::greedy;
-pub use stats::{FeatureStats, MIN_STD};
-pub use trained::{
-    BEST_CHECKPOINT, LAST_CHECKPOINT, Skipped, TrainedInfo, load_checkpoint, load_trained,
-    save_checkpoint,
-};
-
-/// Padding after `<end>`; never a training target.
-pub const PAD: u32 = 0;
-/// First input token of every caption.
-pub const START: u32 = 1;
-/// Last target of every caption; decoding stops when it is produced.
-pub const END: u32 = 2;
-/// A word outside the vocabulary.
-pub const UNK: u32 = 3;
-/// Number of special tokens; ids from here on are words (as `crates/tokenizer/src/vocab.rs`).
-pub const SPECIALS: u32 = 4;
+pub use loader::{TrainedCaptioner, load_captioner};
+pub use model::{CaptionModel, DecodeState, Images, Trainable};
+pub use search::{BeamConfig, Hypothesis, Sampled, beam_search, greedy, greedy_attended, sample};
+pub use stats::{FeatureStats, MIN_STD, StatsAccumulator};

@@ -1,499 +1,102 @@
-//! The caption network: image projection, word embedding, LSTM and the merge output layer.
+//! The caption-model abstraction: what the trainer, the search, the evaluator and `caption`
+//! need of a model, whichever it is.
 //!
-//! ```text
-//! features [B, F] -> standardise -> Linear F->E -> ReLU -> dropout = image embedding [B, E]
-//! LSTM over [image embedding, emb(<start>), emb(w1) .. emb(wn)]
-//! logits at step t>0 = Linear([dropout(h_t) ; dropout(image embedding)]) -> next token
-//! ```
-//!
-//! The output layer over the concatenation `[h ; image]` is stored as two matrices
-//! (`output` for `h`, `output_image` for the image part): the same function, but the image
-//! part is computed once per caption instead of once per word. As a consequence the dropout
-//! mask of the image part is drawn once per caption and shared by its words.
+//! A caption model is two things: [`CaptionModel`] for decoding and validation (start from a
+//! batch of images, step word by word, score a teacher-forced batch) and [`Trainable`] for
+//! training (the teacher-forced loss and every parameter's gradient).
 
-use burn::module::{Module, Param, ParamId};
-use burn::nn::{Embedding, Linear};
-use burn::tensor::activation::{log_softmax, relu};
-use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, TensorData};
-use rand::{RngCore, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
-use serde::{Deserialize, Serialize};
+use burn::optim::GradientsParams;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Int, Tensor};
+use rand::RngCore;
 
-use crate::lstm::{Lstm, LstmState};
-use crate::{DecoderError, FeatureStats, TeacherBatch};
+use crate::TeacherBatch;
 
-/// The architecture: everything needed to rebuild the network before loading its weights.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CaptionModelConfig {
-    /// Vocabulary size, special tokens included (rows of `vocab.parquet`).
-    pub vocab_size: usize,
-    /// Length of an image feature vector (2048 for ResNet50).
-    pub feature_dim: usize,
-    /// Word and image embedding size (the LSTM's input size).
-    pub embed_dim: usize,
-    /// LSTM hidden size.
-    pub hidden_dim: usize,
-    /// Dropout probability after the image projection and before the output layer.
-    pub dropout: f64,
-    /// Join the image embedding with the LSTM output before the vocabulary projection.
-    pub merge: bool,
+/// A batch of images as a caption model reads them.
+#[derive(Debug, Clone)]
+pub struct Images<B: Backend> {
+    /// `[batch, feature_dim]` pooled ResNet50 vectors, raw (a model standardises them).
+    pub pooled: Tensor<B, 2>,
+    /// `[batch, regions, feature_dim]` the feature map before pooling, region-major, raw; only
+    /// the attention model reads it.
+    pub grid: Option<Tensor<B, 3>>,
 }
 
-impl CaptionModelConfig {
-    pub fn validate(&self) -> Result<(), DecoderError> {
-        let bad = |m: String| Err(DecoderError::Config(m));
-        if self.vocab_size <= crate::SPECIALS as usize {
-            return bad(format!(
-                "vocab_size {} leaves no room for words after the 4 special tokens",
-                self.vocab_size
-            ));
-        }
-        for (name, value) in [
-            ("feature_dim", self.feature_dim),
-            ("embed_dim", self.embed_dim),
-            ("hidden_dim", self.hidden_dim),
-        ] {
-            if value == 0 {
-                return bad(format!("{name} must be positive"));
-            }
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return bad(format!("dropout {} is not in [0, 1)", self.dropout));
-        }
-        Ok(())
+impl<B: Backend> Images<B> {
+    /// Pooled vectors only.
+    pub fn pooled(pooled: Tensor<B, 2>) -> Self {
+        Self { pooled, grid: None }
     }
 
-    /// A freshly initialised model, every weight drawn from `seed` (PyTorch's default
-    /// initialisation: embeddings N(0, 1); linear and LSTM weights and biases
-    /// U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with the LSTM's fan_in the hidden size).
-    pub fn init<B: Backend>(
-        &self,
-        stats: &FeatureStats,
-        seed: u64,
-        device: &B::Device,
-    ) -> Result<CaptionModel<B>, DecoderError> {
-        self.validate()?;
-        if stats.dim() != self.feature_dim {
-            return Err(DecoderError::Config(format!(
-                "feature statistics have {} dimensions, the model {}",
-                stats.dim(),
-                self.feature_dim
-            )));
+    pub fn len(&self) -> usize {
+        self.pooled.dims()[0]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every image `copies` times in a row (`[a, b]` -> `[a, a, b, b]`), for beam search.
+    pub fn repeat_each(self, copies: usize) -> Self {
+        let [images, dim] = self.pooled.dims();
+        Self {
+            pooled: self
+                .pooled
+                .unsqueeze_dim::<3>(1)
+                .repeat_dim(1, copies)
+                .reshape([images * copies, dim]),
+            grid: self.grid.map(|grid| {
+                let [_, regions, dim] = grid.dims();
+                grid.unsqueeze_dim::<4>(1).repeat_dim(1, copies).reshape([
+                    images * copies,
+                    regions,
+                    dim,
+                ])
+            }),
         }
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let (f, e, h, v) = (
-            self.feature_dim,
-            self.embed_dim,
-            self.hidden_dim,
-            self.vocab_size,
-        );
-        let linear = |rng: &mut ChaCha8Rng, input: usize, output: usize, bias: bool| Linear {
-            weight: Param::from_tensor(uniform(rng, [input, output], input, device)),
-            bias: bias.then(|| Param::from_tensor(uniform(rng, [output], input, device))),
-        };
-        let image_proj = linear(&mut rng, f, e, true);
-        let embedding = Embedding {
-            weight: Param::from_tensor(normal(&mut rng, [v, e], device)),
-        };
-        let lstm = Lstm {
-            input_weight: Param::from_tensor(uniform(&mut rng, [e, 4 * h], h, device)),
-            hidden_weight: Param::from_tensor(uniform(&mut rng, [h, 4 * h], h, device)),
-            bias: Param::from_tensor(uniform(&mut rng, [4 * h], h, device)),
-        };
-        // The merged layer's fan-in is h + e, split over its two parts.
-        let fan_in = if self.merge { h + e } else { h };
-        let output = Linear {
-            weight: Param::from_tensor(uniform(&mut rng, [h, v], fan_in, device)),
-            bias: Some(Param::from_tensor(uniform(&mut rng, [v], fan_in, device))),
-        };
-        let output_image = self.merge.then(|| Linear {
-            weight: Param::from_tensor(uniform(&mut rng, [e, v], fan_in, device)),
-            bias: None,
-        });
-        // Constants, not parameters: no gradient, so the optimizer leaves them alone.
-        let constant = |values: &[f32]| {
-            Param::initialized(
-                ParamId::new(),
-                Tensor::from_data(TensorData::new(values.to_vec(), [values.len()]), device),
-            )
-        };
-        let inv_std: Vec<f32> = stats.std.iter().map(|s| 1.0 / s).collect();
-        Ok(CaptionModel {
-            feature_mean: constant(&stats.mean),
-            feature_inv_std: constant(&inv_std),
-            image_proj,
-            embedding,
-            lstm,
-            output,
-            output_image,
-            dropout: self.dropout,
-        })
     }
-}
-
-fn uniform<B: Backend, const D: usize>(
-    rng: &mut ChaCha8Rng,
-    shape: [usize; D],
-    fan_in: usize,
-    device: &B::Device,
-) -> Tensor<B, D> {
-    let bound = 1.0 / (fan_in as f32).sqrt();
-    let n = shape.iter().product();
-    let values: Vec<f32> = (0..n)
-        .map(|_| (rand::Rng::random::<f32>(rng) * 2.0 - 1.0) * bound)
-        .collect();
-    Tensor::from_data(TensorData::new(values, shape), device)
-}
-
-fn normal<B: Backend, const D: usize>(
-    rng: &mut ChaCha8Rng,
-    shape: [usize; D],
-    device: &B::Device,
-) -> Tensor<B, D> {
-    let n = shape.iter().product();
-    let values: Vec<f32> = (0..n).map(|_| StandardNormal.sample(rng)).collect();
-    Tensor::from_data(TensorData::new(values, shape), device)
-}
-
-/// An inverted-dropout mask of `shape` drawn from `rng`: each element is `1 / (1 - p)` with
-/// probability `1 - p`, else 0. `None` when `p` is 0.
-pub(crate) fn dropout_mask<B: Backend, const D: usize>(
-    shape: burn::tensor::Shape,
-    p: f64,
-    rng: &mut (dyn RngCore + '_),
-    device: &B::Device,
-) -> Option<Tensor<B, D>> {
-    if p <= 0.0 {
-        return None;
-    }
-    let n = shape.num_elements();
-    let keep = 1.0 - p;
-    // An element is kept when a uniform u32 falls below keep * 2^32.
-    let threshold = (keep * 4_294_967_296.0) as u64;
-    let scale = (1.0 / keep) as f32;
-    let mut bytes = vec![0u8; 4 * n];
-    rng.fill_bytes(&mut bytes);
-    let mask: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|b| {
-            if u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])) < threshold {
-                scale
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    Some(Tensor::from_data(TensorData::new(mask, shape), device))
-}
-
-/// Inverted dropout with a mask drawn from `rng`; the identity without an RNG (inference).
-pub(crate) fn dropout<B: Backend, const D: usize>(
-    x: Tensor<B, D>,
-    p: f64,
-    rng: Option<&mut (dyn RngCore + '_)>,
-) -> Tensor<B, D> {
-    let Some(rng) = rng else { return x };
-    match dropout_mask::<B, D>(x.shape(), p, rng, &x.device()) {
-        Some(mask) => x * mask,
-        None => x,
-    }
-}
-
-/// The caption model. Build it with [`CaptionModelConfig::init`] or load it with
-/// [`crate::load_trained`].
-#[derive(Module, Debug)]
-pub struct CaptionModel<B: Backend> {
-    /// `[feature_dim]` train-split mean of each feature dimension (a constant).
-    pub feature_mean: Param<Tensor<B, 1>>,
-    /// `[feature_dim]` 1 / train-split std of each dimension (a constant).
-    pub feature_inv_std: Param<Tensor<B, 1>>,
-    /// `feature_dim -> embed_dim`, followed by ReLU.
-    pub image_proj: Linear<B>,
-    /// `[vocab_size, embed_dim]`
-    pub embedding: Embedding<B>,
-    pub lstm: Lstm<B>,
-    /// `hidden_dim -> vocab_size`: the LSTM part of the output layer (with its bias).
-    pub output: Linear<B>,
-    /// `embed_dim -> vocab_size`: the image part of the merged output layer (`None` without
-    /// `merge`).
-    pub output_image: Option<Linear<B>>,
-    pub dropout: f64,
 }
 
 /// What decoding carries from one step to the next, for a batch of partial captions.
-#[derive(Debug, Clone)]
-pub struct DecodeState<B: Backend> {
-    pub lstm: LstmState<B>,
-    /// `[batch, vocab]` the image's contribution to the logits (merge model), computed once.
-    pub image_logits: Option<Tensor<B, 2>>,
-}
+pub trait DecodeState<B: Backend>: Sized {
+    /// Keeps the rows `indices` (`[n]`, repeats allowed): drops finished captions or
+    /// reorders beams.
+    fn select(self, indices: Tensor<B, 1, Int>) -> Self;
 
-impl<B: Backend> DecodeState<B> {
-    /// Keeps the rows `indices` (`[n]`, repeats allowed): drops finished captions or reorders
-    /// beams.
-    pub fn select(self, indices: Tensor<B, 1, Int>) -> Self {
-        Self {
-            image_logits: self.image_logits.map(|l| l.select(0, indices.clone())),
-            lstm: self.lstm.select(indices),
-        }
-    }
-
-    pub fn batch_size(&self) -> usize {
-        self.lstm.hidden.dims()[0]
+    /// `[rows, regions]` where the last step looked, for a model with attention.
+    fn attention(&self) -> Option<Tensor<B, 2>> {
+        None
     }
 }
 
-impl<B: Backend> CaptionModel<B> {
-    /// The architecture of this model, read from its tensor shapes.
-    pub fn config(&self) -> CaptionModelConfig {
-        let [vocab_size, embed_dim] = self.embedding.weight.dims();
-        CaptionModelConfig {
-            vocab_size,
-            feature_dim: self.feature_mean.dims()[0],
-            embed_dim,
-            hidden_dim: self.lstm.hidden_dim(),
-            dropout: self.dropout,
-            merge: self.output_image.is_some(),
-        }
-    }
+/// What decoding and validation need of a caption model.
+pub trait CaptionModel<B: Backend> {
+    type State: DecodeState<B>;
 
-    /// The standardisation statistics stored in the model.
-    pub fn feature_stats(&self) -> FeatureStats {
-        let read = |t: Tensor<B, 1>| t.into_data().to_vec::<f32>().unwrap_or_default();
-        let mean = read(self.feature_mean.val());
-        let std = read(self.feature_inv_std.val())
-            .iter()
-            .map(|x| 1.0 / x)
-            .collect();
-        FeatureStats { mean, std }
-    }
+    /// Tokens it can produce, special tokens included.
+    fn vocab_size(&self) -> usize;
 
-    /// Every tensor's shape as `config` needs it, named as in the record; the first mismatch
-    /// is returned as `(name, expected, found)`.
-    pub fn check_shapes(
-        &self,
-        config: &CaptionModelConfig,
-    ) -> Result<(), (String, Vec<usize>, Vec<usize>)> {
-        let (f, e, h, v) = (
-            config.feature_dim,
-            config.embed_dim,
-            config.hidden_dim,
-            config.vocab_size,
-        );
-        let mut checks: Vec<(&str, Vec<usize>, Vec<usize>)> = vec![
-            ("feature_mean", vec![f], self.feature_mean.dims().to_vec()),
-            (
-                "feature_inv_std",
-                vec![f],
-                self.feature_inv_std.dims().to_vec(),
-            ),
-            (
-                "image_proj.weight",
-                vec![f, e],
-                self.image_proj.weight.dims().to_vec(),
-            ),
-            (
-                "embedding.weight",
-                vec![v, e],
-                self.embedding.weight.dims().to_vec(),
-            ),
-            (
-                "lstm.input_weight",
-                vec![e, 4 * h],
-                self.lstm.input_weight.dims().to_vec(),
-            ),
-            (
-                "lstm.hidden_weight",
-                vec![h, 4 * h],
-                self.lstm.hidden_weight.dims().to_vec(),
-            ),
-            ("lstm.bias", vec![4 * h], self.lstm.bias.dims().to_vec()),
-            (
-                "output.weight",
-                vec![h, v],
-                self.output.weight.dims().to_vec(),
-            ),
-        ];
-        let bias = |l: &Linear<B>| {
-            l.bias
-                .as_ref()
-                .map(|b| b.dims().to_vec())
-                .unwrap_or_default()
-        };
-        checks.push(("image_proj.bias", vec![e], bias(&self.image_proj)));
-        checks.push(("output.bias", vec![v], bias(&self.output)));
-        let image = self
-            .output_image
-            .as_ref()
-            .map(|l| l.weight.dims().to_vec())
-            .unwrap_or_default();
-        checks.push((
-            "output_image.weight",
-            if config.merge { vec![e, v] } else { vec![] },
-            image,
-        ));
-        match checks
-            .into_iter()
-            .find(|(_, expected, found)| expected != found)
-        {
-            Some((name, expected, found)) => Err((name.to_string(), expected, found)),
-            None => Ok(()),
-        }
-    }
+    /// Starts decoding `images`; the state holds one row per image.
+    fn start(&self, images: &Images<B>) -> Self::State;
 
-    /// Image embedding: `[batch, feature_dim]` raw features -> `[batch, embed_dim]`
-    /// (standardised, projected, ReLU; no dropout).
-    pub fn embed_image(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {
-        // [1, feature_dim] statistics broadcast over the batch.
-        let standardised = (features - self.feature_mean.val().unsqueeze_dim(0))
-            * self.feature_inv_std.val().unsqueeze_dim(0);
-        relu(self.image_proj.forward(standardised))
-    }
+    /// One decoding step: each row's previous token (`[rows]`, `<start>` first) ->
+    /// `[rows, vocab]` log-probabilities of the next, and the new state.
+    fn step(&self, tokens: Tensor<B, 1, Int>, state: Self::State) -> (Tensor<B, 2>, Self::State);
 
-    /// Teacher-forced logits for every input position, the reference form of the network.
-    ///
-    /// - `features`: `[batch, feature_dim]` raw image vectors.
-    /// - `inputs`: `[batch, steps]` tokens `<start> w1 .. wn` (padding allowed after).
-    /// - `rng`: dropout masks are drawn from it; `None` for no dropout.
-    /// - returns `[batch, steps, vocab]`: at position t the logits of token t+1.
-    pub fn forward(
-        &self,
-        features: Tensor<B, 2>,
-        inputs: Tensor<B, 2, Int>,
-        mut rng: Option<&mut (dyn RngCore + '_)>,
-    ) -> Tensor<B, 3> {
-        let [batch, steps] = inputs.dims();
-        let image = self.embed_image(features);
-        // [steps, batch]: time-major tokens, [steps, batch, embed_dim] their embeddings.
-        let words = self.embedding.forward(inputs.swap_dims(0, 1));
-        let first = dropout(image.clone(), self.dropout, rng.as_deref_mut());
-        // [steps * batch, hidden] rows t * batch + b.
-        let (hidden, _) = self.lstm.forward_after(first, words);
-        let logits = self.output_logits(hidden, &image, None, rng);
-        // [steps, batch, vocab] -> [batch, steps, vocab]
-        logits
-            .reshape([steps, batch, self.output.weight.dims()[1]])
-            .swap_dims(0, 1)
-    }
-
-    /// Logits of `hidden` rows (`[rows, hidden]`, time-major over the batch) with the image
-    /// part added: `row_captions` names each row's caption; `None` means all `steps * batch`
-    /// rows in order.
-    fn output_logits(
-        &self,
-        hidden: Tensor<B, 2>,
-        image: &Tensor<B, 2>,
-        row_captions: Option<&Tensor<B, 1, Int>>,
-        mut rng: Option<&mut (dyn RngCore + '_)>,
-    ) -> Tensor<B, 2> {
-        let [rows, _] = hidden.dims();
-        let [batch, _] = image.dims();
-        // [rows, vocab]
-        let logits = self
-            .output
-            .forward(dropout(hidden, self.dropout, rng.as_deref_mut()));
-        let Some(output_image) = &self.output_image else {
-            return logits;
-        };
-        // [batch, vocab]: once per caption.
-        let image_logits = output_image.forward(dropout(image.clone(), self.dropout, rng));
-        match row_captions {
-            Some(index) => logits + image_logits.select(0, index.clone()),
-            None => {
-                let vocab = image_logits.dims()[1];
-                // [steps, batch * vocab] + [1, batch * vocab]
-                let merged = logits.reshape([rows / batch, batch * vocab])
-                    + image_logits.reshape([1, batch * vocab]);
-                merged.reshape([rows, vocab])
-            }
-        }
-    }
-
-    /// Mean cross-entropy of the batch's scored tokens (padding ignored), without dropout and
-    /// without gradients: the validation loss. Training uses [`crate::training::loss_and_grads`].
-    ///
-    /// - `features`: `[batch, feature_dim]` raw image vectors of the batch's captions.
-    /// - returns a one-element tensor.
-    pub fn loss(&self, features: Tensor<B, 2>, batch: &TeacherBatch<B>) -> Tensor<B, 1> {
-        let [steps, batch_size] = batch.inputs.dims();
-        let image = self.embed_image(features);
-        // [steps + 1, batch, embed]: the image step, then the words.
-        let inputs = Tensor::cat(
-            vec![
-                image.clone().unsqueeze_dim::<3>(0),
-                self.embedding.forward(batch.inputs.clone()),
-            ],
-            0,
-        );
-        let (hidden, _) = self.lstm.run_sequence(inputs, false);
-        let hidden_dim = self.lstm.hidden_dim();
-        // [steps * batch, hidden] outputs of the word steps; [tokens, hidden] the scored ones.
-        let mut rows = hidden
-            .narrow(0, 1, steps)
-            .reshape([steps * batch_size, hidden_dim]);
-        if let Some(index) = &batch.rows {
-            rows = rows.select(0, index.clone());
-        }
-        let image = self.output_image.as_ref().map(|_| image);
-        let (loss, _) = crate::training::head(
-            &self.output,
-            self.output_image.as_ref(),
-            rows,
-            image,
-            batch.targets.clone(),
-            batch.row_captions.as_ref(),
-            false,
-        );
-        loss
-    }
-
-    /// Starts decoding: runs the image step. `features` is `[batch, feature_dim]` raw vectors.
-    pub fn start(&self, features: Tensor<B, 2>) -> DecodeState<B> {
-        let image = self.embed_image(features);
-        let lstm = self.lstm.step(image.clone(), None);
-        let image_logits = self.output_image.as_ref().map(|l| l.forward(image));
-        DecodeState { lstm, image_logits }
-    }
-
-    /// One decoding step: `tokens` (`[batch]`, the previous word, `<start>` first) ->
-    /// `[batch, vocab]` log-probabilities of the next word, and the new state.
-    pub fn step(
-        &self,
-        tokens: Tensor<B, 1, Int>,
-        state: DecodeState<B>,
-    ) -> (Tensor<B, 2>, DecodeState<B>) {
-        let [batch] = tokens.dims();
-        // [batch, 1, embed_dim] -> [batch, embed_dim]
-        let words = self
-            .embedding
-            .forward(tokens.reshape([batch, 1]))
-            .squeeze_dim::<2>(1);
-        let lstm = self.lstm.step(words, Some(state.lstm));
-        // [batch, vocab]
-        let mut logits = self.output.forward(lstm.hidden.clone());
-        if let Some(image_logits) = &state.image_logits {
-            logits = logits + image_logits.clone();
-        }
-        (
-            log_softmax(logits, 1),
-            DecodeState {
-                lstm,
-                image_logits: state.image_logits,
-            },
-        )
-    }
+    /// Mean cross-entropy of the batch's scored tokens, without dropout and without
+    /// gradients (the validation loss); `[1]`.
+    fn loss(&self, images: &Images<B>, batch: &TeacherBatch<B>) -> Tensor<B, 1>;
 }
 
-/// Mean over rows of `-log softmax(logits)[target]`: `[rows, vocab]`, `[rows]` -> `[1]`. The
-/// reference the fused training loss is tested against.
-pub fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> Tensor<B, 1> {
-    let [rows, _] = logits.dims();
-    // [rows, 1]: the shift keeps exp() finite; it cancels out, so no gradient flows through it.
-    let max = logits.clone().detach().max_dim(1);
-    let shifted = logits - max;
-    let log_sum_exp = shifted.clone().exp().sum_dim(1).log();
-    let picked = shifted.gather(1, targets.reshape([rows, 1]));
-    (log_sum_exp - picked).mean()
+/// Training a caption model: one teacher-forced batch's loss and gradients.
+pub trait Trainable<B: AutodiffBackend>: CaptionModel<B> {
+    /// The batch's mean cross-entropy (`[1]`, on the inner backend) and the gradient of every
+    /// parameter, ready for `Optimizer::step`. Dropout masks are drawn from `rng`; `None`
+    /// trains without dropout.
+    fn loss_and_grads(
+        &self,
+        images: &Images<B>,
+        batch: &TeacherBatch<B>,
+        rng: Option<&mut (dyn RngCore + '_)>,
+    ) -> (Tensor<B::InnerBackend, 1>, GradientsParams);
 }

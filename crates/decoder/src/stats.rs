@@ -33,40 +33,24 @@ impl FeatureStats {
         dim: usize,
         rows: impl IntoIterator<Item = &'a [f32]>,
     ) -> Result<Self, DecoderError> {
-        let mut sum = vec![0f64; dim];
-        let mut sum_sq = vec![0f64; dim];
-        let mut count = 0usize;
+        let mut accumulator = StatsAccumulator::new(dim);
         for row in rows {
-            if row.len() != dim {
-                return Err(DecoderError::Config(format!(
-                    "feature row of length {} (expected {dim})",
-                    row.len()
-                )));
-            }
-            for ((s, q), &x) in sum.iter_mut().zip(&mut sum_sq).zip(row) {
-                let x = f64::from(x);
-                *s += x;
-                *q += x * x;
-            }
-            count += 1;
+            accumulator.add(row)?;
         }
-        if count == 0 {
-            return Err(DecoderError::Config(
-                "no feature rows to compute statistics from".into(),
-            ));
+        accumulator.finish()
+    }
+
+    /// The statistics a model stores as constants: the mean and 1 / std.
+    pub fn from_constants<B: burn::tensor::backend::Backend>(
+        mean: &burn::module::Param<burn::tensor::Tensor<B, 1>>,
+        inv_std: &burn::module::Param<burn::tensor::Tensor<B, 1>>,
+    ) -> Self {
+        let read =
+            |t: burn::tensor::Tensor<B, 1>| t.into_data().to_vec::<f32>().unwrap_or_default();
+        Self {
+            mean: read(mean.val()),
+            std: read(inv_std.val()).iter().map(|x| 1.0 / x).collect(),
         }
-        let n = count as f64;
-        let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
-        let std = sum
-            .iter()
-            .zip(&sum_sq)
-            .map(|(s, q)| {
-                let m = s / n;
-                let std = (q / n - m * m).max(0.0).sqrt() as f32;
-                if std < MIN_STD { 1.0 } else { std }
-            })
-            .collect();
-        Ok(Self { mean, std })
     }
 
     pub fn dim(&self) -> usize {
@@ -81,6 +65,63 @@ impl FeatureStats {
                 *x = (*x - m) / s;
             }
         }
+    }
+}
+
+/// [`FeatureStats::from_rows`] one row at a time, for rows that do not fit in memory at once
+/// (the grid's regions).
+#[derive(Debug, Clone)]
+pub struct StatsAccumulator {
+    sum: Vec<f64>,
+    sum_sq: Vec<f64>,
+    count: usize,
+}
+
+impl StatsAccumulator {
+    pub fn new(dim: usize) -> Self {
+        Self {
+            sum: vec![0.0; dim],
+            sum_sq: vec![0.0; dim],
+            count: 0,
+        }
+    }
+
+    pub fn add(&mut self, row: &[f32]) -> Result<(), DecoderError> {
+        let dim = self.sum.len();
+        if row.len() != dim {
+            return Err(DecoderError::Config(format!(
+                "feature row of length {} (expected {dim})",
+                row.len()
+            )));
+        }
+        for ((s, q), &x) in self.sum.iter_mut().zip(&mut self.sum_sq).zip(row) {
+            let x = f64::from(x);
+            *s += x;
+            *q += x * x;
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    pub fn finish(self) -> Result<FeatureStats, DecoderError> {
+        if self.count == 0 {
+            return Err(DecoderError::Config(
+                "no feature rows to compute statistics from".into(),
+            ));
+        }
+        let n = self.count as f64;
+        let mean: Vec<f32> = self.sum.iter().map(|s| (s / n) as f32).collect();
+        let std = self
+            .sum
+            .iter()
+            .zip(&self.sum_sq)
+            .map(|(s, q)| {
+                let m = s / n;
+                let std = (q / n - m * m).max(0.0).sqrt() as f32;
+                if std < MIN_STD { 1.0 } else { std }
+            })
+            .collect();
+        Ok(FeatureStats { mean, std })
     }
 }
 

@@ -1,18 +1,23 @@
-//! The decode API against the teacher-forced forward pass, greedy search, and checkpoint files.
+//! The decode API against the teacher-forced forward pass, greedy search, checkpoint files
+//! and the trained-captioner loader.
 
 use burn::module::Module;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData};
-use decoder::trained::CHECKPOINT_FORMAT;
+use contracts::provenance::content_hash;
+use contracts::tables::{VocabRow, VocabTable, write};
+use contracts::{Provenance, Stage, WorkDir};
+use decoder::checkpoint::CHECKPOINT_FORMAT;
+use decoder::merge::{MergeConfig, MergeModel};
 use decoder::{
-    CaptionModel, CaptionModelConfig, DecoderError, FeatureStats, Skipped, TrainedInfo, greedy,
-    load_checkpoint, load_trained, save_checkpoint,
+    CaptionModel, Captioner, CaptionerConfig, DecodeState, DecoderError, FeatureStats, Images,
+    Skipped, TrainedInfo, greedy, load_captioner, load_checkpoint, save_checkpoint,
 };
 
-type B = models::backend::Cpu;
+type B = kernels::Cpu;
 
-fn config() -> CaptionModelConfig {
-    CaptionModelConfig {
+fn config() -> MergeConfig {
+    MergeConfig {
         vocab_size: 11,
         feature_dim: 6,
         embed_dim: 5,
@@ -29,10 +34,14 @@ fn stats() -> FeatureStats {
     }
 }
 
-fn model() -> CaptionModel<B> {
+fn model() -> MergeModel<B> {
     config()
         .init::<B>(&stats(), 3, &Default::default())
         .unwrap()
+}
+
+fn captioner() -> Captioner<B> {
+    Captioner::Merge(model())
 }
 
 fn features(rows: &[[f32; 6]]) -> Tensor<B, 2> {
@@ -43,6 +52,10 @@ fn features(rows: &[[f32; 6]]) -> Tensor<B, 2> {
     )
 }
 
+fn images(rows: &[[f32; 6]]) -> Images<B> {
+    Images::pooled(features(rows))
+}
+
 fn tokens(ids: &[i64]) -> Tensor<B, 1, Int> {
     Tensor::from_data(
         TensorData::new(ids.to_vec(), [ids.len()]),
@@ -50,11 +63,12 @@ fn tokens(ids: &[i64]) -> Tensor<B, 1, Int> {
     )
 }
 
-fn info(model: CaptionModelConfig) -> TrainedInfo {
+fn info(model: MergeConfig) -> TrainedInfo {
     TrainedInfo {
         format: CHECKPOINT_FORMAT,
-        model,
+        model: CaptionerConfig::Merge(model),
         standardized: true,
+        encoder: None,
         vocab_hash: "v".into(),
         tokens_hash: "t".into(),
         features_hash: "f".into(),
@@ -84,7 +98,7 @@ fn stepping_reproduces_the_teacher_forced_forward() {
         Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [2, 4]), &Default::default());
     // [2, 4, vocab]
     let logits = model.forward(image.clone(), teacher, None);
-    let mut state = model.start(image);
+    let mut state = model.start(&Images::pooled(image));
     for (t, (&first, &second)) in inputs[0].iter().zip(&inputs[1]).enumerate() {
         let (log_probs, next) = model.step(tokens(&[first, second]), state);
         state = next;
@@ -98,8 +112,8 @@ fn select_reorders_the_state_like_the_images() {
     let model = model();
     let a = [1.0, 0.0, 2.0, -1.0, 0.5, 3.0];
     let b = [0.0, 1.0, 0.0, 1.0, 0.0, 1.0];
-    let swapped = model.start(features(&[a, b])).select(tokens(&[1, 0, 1]));
-    let direct = model.start(features(&[b, a, b]));
+    let swapped = model.start(&images(&[a, b])).select(tokens(&[1, 0, 1]));
+    let direct = model.start(&images(&[b, a, b]));
     let (x, _) = model.step(tokens(&[1, 1, 1]), swapped);
     let (y, _) = model.step(tokens(&[1, 1, 1]), direct);
     close(x, y);
@@ -113,12 +127,12 @@ fn greedy_in_a_batch_equals_greedy_alone() {
         [0.0, 1.0, 0.0, 1.0, 0.0, 1.0],
         [3.0, -2.0, 0.0, 0.0, 1.0, 0.0],
     ];
-    let batch = greedy(&model, features(&rows), 8, true);
+    let batch = greedy(&model, &images(&rows), 8, true);
     for (row, caption) in rows.iter().zip(&batch) {
-        assert_eq!(&greedy(&model, features(&[*row]), 8, true)[0], caption);
+        assert_eq!(&greedy(&model, &images(&[*row]), 8, true)[0], caption);
         assert!(caption.len() <= 8);
         assert!(
-            caption.iter().all(|&id| id >= decoder::SPECIALS),
+            caption.iter().all(|&id| id >= contracts::vocab::SPECIALS),
             "{caption:?}"
         );
     }
@@ -128,50 +142,116 @@ fn greedy_in_a_batch_equals_greedy_alone() {
 fn checkpoints_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("best.mpk");
-    let model = model();
+    let model = captioner();
     save_checkpoint(&path, &model, Skipped, &info(config())).unwrap();
-    let (back, info_back) = load_trained::<B>(dir.path(), &Default::default()).unwrap();
+    let (back, Skipped, info_back) =
+        load_checkpoint::<B, Skipped>(&path, &Default::default()).unwrap();
     assert_eq!(info_back, info(config()));
-    assert_eq!(back.config(), config());
+    assert_eq!(back.config(), CaptionerConfig::Merge(config()));
     assert_eq!(back.feature_stats(), stats());
-    let image = features(&[[1.0, 0.0, 2.0, -1.0, 0.5, 3.0]]);
+    let image = images(&[[1.0, 0.0, 2.0, -1.0, 0.5, 3.0]]);
     assert_eq!(
-        greedy(&back, image.clone(), 6, false),
-        greedy(&model, image, 6, false)
+        greedy(&back, &image, 6, false),
+        greedy(&model, &image, 6, false)
     );
     assert_eq!(back.num_params(), model.num_params());
     // Only the checkpoint is left: no temp file.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
 
+/// A work dir with `model/best.mpk` and a `vocab.parquet` of `words` (11 tokens in all).
+fn trained_work_dir(words: &[&str]) -> (tempfile::TempDir, WorkDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let work = WorkDir::new(dir.path());
+    let rows: Vec<VocabRow> = contracts::vocab::SPECIAL_TOKENS
+        .iter()
+        .chain(words)
+        .enumerate()
+        .map(|(id, token)| VocabRow {
+            token_id: id as u32,
+            token: token.to_string(),
+            count: 1,
+        })
+        .collect();
+    write::<VocabTable>(&work.vocab(), &rows, &Provenance::new(Stage::Tokenizer, ())).unwrap();
+    let info = TrainedInfo {
+        vocab_hash: content_hash(&work.vocab()).unwrap(),
+        ..info(config())
+    };
+    std::fs::create_dir_all(work.model().path()).unwrap();
+    save_checkpoint(&work.model().best(), &captioner(), Skipped, &info).unwrap();
+    (dir, work)
+}
+
+#[test]
+fn the_loader_gives_the_model_with_its_vocabulary() {
+    let words = ["a", "b", "c", "d", "e", "f", "g"];
+    let (_dir, work) = trained_work_dir(&words);
+    let trained = load_captioner::<B>(&work, &Default::default()).unwrap();
+    assert_eq!(trained.vocab.len(), 11);
+    assert_eq!(trained.vocab.caption(&[4, 10, 3]).unwrap(), "a g <unk>");
+    assert_eq!(trained.encoder(), None);
+    let image = images(&[[1.0, 0.0, 2.0, -1.0, 0.5, 3.0]]);
+    assert_eq!(
+        greedy(&trained.model, &image, 6, false),
+        greedy(&captioner(), &image, 6, false)
+    );
+
+    // Another vocabulary than the model's is refused.
+    let other: Vec<VocabRow> = (0..11)
+        .map(|id| VocabRow {
+            token_id: id,
+            token: contracts::vocab::SPECIAL_TOKENS
+                .get(id as usize)
+                .map_or(format!("x{id}"), |t| t.to_string()),
+            count: 2,
+        })
+        .collect();
+    write::<VocabTable>(
+        &work.vocab(),
+        &other,
+        &Provenance::new(Stage::Tokenizer, ()),
+    )
+    .unwrap();
+    let err = load_captioner::<B>(&work, &Default::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{} was trained with another vocabulary than {}; rerun the trainer stage (`make model`)",
+            work.model().best().display(),
+            work.vocab().display()
+        )
+    );
+}
+
 #[test]
 fn broken_checkpoints_are_errors_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("best.mpk");
-    save_checkpoint(&path, &model(), Skipped, &info(config())).unwrap();
+    let load =
+        || load_checkpoint::<B, Skipped>(&path, &Default::default()).map(|(_, _, info)| info);
+    save_checkpoint(&path, &captioner(), Skipped, &info(config())).unwrap();
     let bytes = std::fs::read(&path).unwrap();
 
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-    let err = load_trained::<B>(dir.path(), &Default::default()).unwrap_err();
+    let err = load().unwrap_err();
     assert!(matches!(err, DecoderError::Format { .. }), "{err}");
     assert!(err.to_string().contains("best.mpk"), "{err}");
 
     std::fs::write(&path, b"not a checkpoint at all").unwrap();
-    let err = load_trained::<B>(dir.path(), &Default::default())
-        .unwrap_err()
-        .to_string();
+    let err = load().unwrap_err().to_string();
     assert!(
         err.contains("best.mpk") && err.contains("not a readable"),
         "{err}"
     );
 
     // Weights that do not match the recorded architecture.
-    let wider = CaptionModelConfig {
+    let wider = MergeConfig {
         hidden_dim: 9,
         ..config()
     };
-    save_checkpoint(&path, &model(), Skipped, &info(wider)).unwrap();
-    let err = load_trained::<B>(dir.path(), &Default::default()).unwrap_err();
+    save_checkpoint(&path, &captioner(), Skipped, &info(wider)).unwrap();
+    let err = load().unwrap_err();
     assert!(matches!(err, DecoderError::Shape { .. }), "{err}");
     assert!(
         err.to_string().contains("best.mpk") && err.to_string().contains("lstm"),
@@ -179,10 +259,16 @@ fn broken_checkpoints_are_errors_naming_the_file() {
     );
 
     let empty = tempfile::tempdir().unwrap();
-    let err = load_trained::<B>(empty.path(), &Default::default())
+    let err = load_captioner::<B>(&WorkDir::new(empty.path()), &Default::default())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("make model"), "{err}");
+    assert_eq!(
+        err,
+        format!(
+            "{} does not exist: no trained model here; run the trainer stage (`make model`)",
+            WorkDir::new(empty.path()).model().best().display()
+        )
+    );
 }
 
 #[test]
@@ -190,7 +276,7 @@ fn optimizer_state_round_trips_when_asked_for() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("last.mpk");
     let state: (u64, String) = (7, "adam".into());
-    save_checkpoint(&path, &model(), state.clone(), &info(config())).unwrap();
+    save_checkpoint(&path, &captioner(), state.clone(), &info(config())).unwrap();
     let (_, back, _) = load_checkpoint::<B, (u64, String)>(&path, &Default::default()).unwrap();
     assert_eq!(back, state);
 }
@@ -198,12 +284,12 @@ fn optimizer_state_round_trips_when_asked_for() {
 #[test]
 fn invalid_configs_are_refused() {
     let device = Default::default();
-    let bad = CaptionModelConfig {
+    let bad = MergeConfig {
         dropout: 1.0,
         ..config()
     };
     assert!(bad.init::<B>(&stats(), 0, &device).is_err());
-    let bad = CaptionModelConfig {
+    let bad = MergeConfig {
         vocab_size: 4,
         ..config()
     };

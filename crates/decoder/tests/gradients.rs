@@ -1,20 +1,19 @@
 //! The fused training loss (hand-written LSTM and output-layer backward) must give the loss and
-//! gradients that plain autodiff gives for the reference `CaptionModel::forward`.
+//! gradients that plain autodiff gives for the reference `MergeModel::forward`.
 
 use burn::backend::Autodiff;
 use burn::module::{Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use decoder::model::cross_entropy;
-use decoder::training::loss_and_grads;
-use decoder::{CaptionModel, CaptionModelConfig, FeatureStats, TeacherBatch};
+use decoder::merge::{MergeConfig, MergeModel, cross_entropy};
+use decoder::{CaptionModel, FeatureStats, Images, TeacherBatch, Trainable};
 
-type B = models::backend::Cpu;
+type B = kernels::Cpu;
 type AD = Autodiff<B>;
 
-fn config(merge: bool) -> CaptionModelConfig {
-    CaptionModelConfig {
+fn config(merge: bool) -> MergeConfig {
+    MergeConfig {
         vocab_size: 13,
         feature_dim: 6,
         embed_dim: 5,
@@ -32,7 +31,7 @@ fn features(batch: usize) -> Tensor<AD, 2> {
 }
 
 /// Reference loss: autodiff through `forward`, scored positions picked row by row.
-fn reference(model: &CaptionModel<AD>, captions: &[Vec<u32>]) -> (f32, GradientsParams) {
+fn reference(model: &MergeModel<AD>, captions: &[Vec<u32>]) -> (f32, GradientsParams) {
     let device = Default::default();
     let steps = captions.iter().map(|c| c.len() - 1).max().unwrap();
     let batch = captions.len();
@@ -57,7 +56,7 @@ fn reference(model: &CaptionModel<AD>, captions: &[Vec<u32>]) -> (f32, Gradients
     (value, GradientsParams::from_grads(loss.backward(), model))
 }
 
-fn params<const D: usize>(model: &CaptionModel<AD>) -> Vec<(&'static str, ParamId)> {
+fn params<const D: usize>(model: &MergeModel<AD>) -> Vec<(&'static str, ParamId)> {
     let mut out = vec![
         ("image_proj.weight", model.image_proj.weight.id),
         ("embedding.weight", model.embedding.weight.id),
@@ -93,7 +92,8 @@ fn check(merge: bool, captions: Vec<Vec<u32>>) {
     let (expected_loss, expected) = reference(&model, &captions);
     let refs: Vec<&[u32]> = captions.iter().map(Vec::as_slice).collect();
     let batch = TeacherBatch::<AD>::new(&refs, &device);
-    let (loss, grads) = loss_and_grads(&model, features(captions.len()), &batch, None);
+    let (loss, grads) =
+        model.loss_and_grads(&Images::pooled(features(captions.len())), &batch, None);
     let loss: f32 = loss.into_scalar();
     assert!(
         (loss - expected_loss).abs() < 1e-5,
@@ -124,7 +124,7 @@ fn check(merge: bool, captions: Vec<Vec<u32>>) {
     let inner = burn::module::AutodiffModule::valid(&model);
     let plain = TeacherBatch::<B>::new(&refs, &device);
     let f = features(captions.len()).inner();
-    let value: f32 = inner.loss(f, &plain).into_scalar();
+    let value: f32 = inner.loss(&Images::pooled(f), &plain).into_scalar();
     assert!(
         (value - expected_loss).abs() < 1e-5,
         "validation loss {value} vs {expected_loss}"

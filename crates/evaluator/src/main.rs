@@ -12,13 +12,15 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use evaluator::score::{read_any, score};
-use models::backend::{DeviceKind, run_on};
+use contracts::PipelineConfig;
+use contracts::config::Override;
+use evaluator::score::{load_meteor, read_any, score};
+use models::backend::run_on;
 
 #[derive(Parser)]
 #[command(
     version,
-    about = "Caption a split with the trained model and score it (BLEU, ROUGE-L, CIDEr-D)"
+    about = "Caption a split with the trained model and score it (BLEU, METEOR, ROUGE-L, CIDEr-D)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -60,21 +62,27 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    contracts::cli::exit_with(run())
+    let cli = Cli::parse();
+    let flags = [
+        Override::flag("--split", "evaluator.split", cli.split.as_ref()),
+        Override::flag("--beam-size", "evaluator.beam_size", cli.beam_size),
+        Override::flag("--device", "evaluator.device", cli.device.as_ref()),
+    ];
+    cli.common.run(&flags, |config| run(cli.command, config))
 }
 
-fn run() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
-    let mut config = cli.common.load()?;
+fn run(command: Option<Command>, config: PipelineConfig) -> anyhow::Result<ExitCode> {
     if let Some(Command::Score {
         predictions,
         references,
         json,
-    }) = cli.command
+    }) = command
     {
+        let meteor = load_meteor(&config.evaluator.meteor_data)?;
         let (mut metrics, unmatched) = score(
             &read_any(&predictions, true)?,
             &read_any(&references, false)?,
+            meteor.as_ref(),
         )?;
         unmatched.warn();
         metrics.context.insert(
@@ -93,25 +101,21 @@ fn run() -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(Command::Show) = cli.command {
+    if let Some(Command::Show) = command {
         return show(&config.paths.work_dir);
     }
-    let settings = &mut config.evaluator;
-    settings.split = cli.split.unwrap_or(settings.split.clone());
-    settings.beam_size = cli.beam_size.unwrap_or(settings.beam_size);
-    let device = DeviceKind::parse(cli.device.as_deref().unwrap_or(&settings.device))
-        .map_err(anyhow::Error::msg)?;
     let task = evaluator::Evaluate {
         work_dir: config.paths.work_dir.clone(),
-        config: config.evaluator,
+        config: config.evaluator.clone(),
     };
-    run_on(device, task).context("evaluating")?;
+    run_on(config.evaluator.device, task)?.context("evaluating")?;
     show(&config.paths.work_dir)
 }
 
 /// Prints eval/metrics.json, the first three predictions and where the report is.
 fn show(work_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let metrics_path = work_dir.join(evaluator::METRICS_FILE);
+    let work = contracts::WorkDir::new(work_dir);
+    let metrics_path = work.metrics_json();
     let text = std::fs::read_to_string(&metrics_path).with_context(|| {
         format!(
             "reading {} (run the evaluator first: `make evaluate`)",
@@ -122,26 +126,24 @@ fn show(work_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("parsing {}", metrics_path.display()))?;
     let field = |key: &str| metrics[key].as_str().unwrap_or("?").to_string();
     println!(
-        "{} split, {}, {} images",
+        "{} split, {} model, {}, {} images",
         field("split"),
+        field("model"),
         field("decoder"),
         metrics["images"]
     );
     for key in evaluator::score::METRIC_KEYS {
-        println!(
-            "  {key:<8} {:.4}",
-            metrics[key].as_f64().unwrap_or(f64::NAN)
-        );
+        // METEOR is absent when it was left out.
+        if let Some(value) = metrics[key].as_f64() {
+            println!("  {key:<8} {value:.4}");
+        }
     }
     let (predictions, _) =
-        contracts::tables::read_predictions(&work_dir.join(contracts::tables::PREDICTIONS_FILE))?;
+        contracts::tables::read::<contracts::tables::PredictionsTable>(&work.predictions())?;
     println!("examples:");
     for row in predictions.iter().take(3) {
         println!("  {}\t{}", row.image, row.caption);
     }
-    println!(
-        "report: {}",
-        work_dir.join(evaluator::REPORT_FILE).display()
-    );
+    println!("report: {}", work.report_html().display());
     Ok(ExitCode::SUCCESS)
 }

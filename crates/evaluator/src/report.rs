@@ -34,7 +34,22 @@ pub struct Report<'a> {
     pub worst: Vec<Example>,
     /// Where the images are, for thumbnails (none: captions only).
     pub image_dir: Option<PathBuf>,
+    /// The attention model's weights, for the attention figures of the gallery images.
+    pub attention: Option<Attention>,
 }
+
+/// Where an attention model looked, per image and word.
+pub struct Attention {
+    /// `(height, width)` of the grid.
+    pub grid: (usize, usize),
+    /// Each image's words with their weights.
+    pub words: BTreeMap<String, Vec<(String, Vec<f32>)>>,
+    /// The encoder's `(resize, crop)`, to show the view the network had.
+    pub crop: Option<(u32, u32)>,
+}
+
+/// Side of the photo in a report's attention figure.
+const FIGURE_PHOTO: u32 = 160;
 
 /// Picks the `n` best and `n` worst images by per-image CIDEr-D (ties by name, so stable).
 pub fn best_and_worst(
@@ -83,18 +98,23 @@ impl Report<'_> {
             }
             html.push_str("</div>\n");
         }
+        html.push_str(&self.attention_figures());
         html.push_str("</body></html>\n");
         html
     }
 
     fn metrics_table(&self) -> String {
         let mut html = String::from("<table class=\"metrics\"><tr>");
-        for key in METRIC_KEYS {
+        // Only the metrics computed (METEOR is left out without its data).
+        let keys = METRIC_KEYS
+            .iter()
+            .filter(|k| self.metrics.scores.contains_key(**k));
+        for key in keys.clone() {
             let _ = write!(html, "<th>{key}</th>");
         }
         html.push_str("</tr><tr>");
-        for key in METRIC_KEYS {
-            let _ = write!(html, "<td>{:.4}</td>", self.metrics.scores[key]);
+        for key in keys {
+            let _ = write!(html, "<td>{:.4}</td>", self.metrics.scores[*key]);
         }
         html.push_str("</tr></table>\n<p class=\"context\">");
         let _ = write!(html, "{} images", self.metrics.images);
@@ -136,6 +156,65 @@ impl Report<'_> {
     }
 }
 
+impl Report<'_> {
+    /// The attention figure of every gallery image, best first.
+    fn attention_figures(&self) -> String {
+        let (Some(attention), Some(dir)) = (&self.attention, &self.image_dir) else {
+            return String::new();
+        };
+        let mut html = String::from(
+            "<h2>Where the model looked</h2>\n<p class=\"context\">Each word of the caption with its attention over the grid (brighter: more weight), for the gallery images.</p>\n",
+        );
+        for example in self.best.iter().chain(&self.worst) {
+            let Some(words) = attention.words.get(&example.image) else {
+                continue;
+            };
+            let Some(uri) = attention_figure_uri(&dir.join(&example.image), attention, words)
+            else {
+                continue;
+            };
+            let _ = writeln!(
+                html,
+                "<figure class=\"attention\"><img src=\"{uri}\" alt=\"attention of {}\"><figcaption>{} &middot; <b>{}</b></figcaption></figure>",
+                html_escape::encode_double_quoted_attribute(&example.image),
+                encode_text(&example.image),
+                encode_text(&example.caption),
+            );
+        }
+        html
+    }
+}
+
+/// An image's attention figure ([`models::attention_map`]) as a JPEG `data:` URI.
+fn attention_figure_uri(
+    path: &Path,
+    attention: &Attention,
+    words: &[(String, Vec<f32>)],
+) -> Option<String> {
+    let image = models::preprocess::load_image(path)
+        .map_err(|e| tracing::warn!("report: no attention figure: {e}"))
+        .ok()?;
+    let (resize, crop) = attention.crop.unwrap_or((256, 224));
+    let view = models::preprocess::Preprocess::new(resize, crop).resize_and_crop(&image);
+    let photo = image::imageops::resize(
+        &view,
+        FIGURE_PHOTO,
+        FIGURE_PHOTO,
+        image::imageops::FilterType::Triangle,
+    );
+    let words: Vec<models::attention_map::AttendedWord> = words
+        .iter()
+        .map(|(word, weights)| models::attention_map::AttendedWord {
+            word: word.clone(),
+            weights: weights.clone(),
+        })
+        .collect();
+    let figure = models::attention_map::render(&photo, attention.grid, &words)
+        .map_err(|e| tracing::warn!("report: no attention figure for {}: {e}", path.display()))
+        .ok()?;
+    jpeg_data_uri(figure)
+}
+
 /// A JPEG thumbnail as a `data:` URI; `None` (with a warning) when the image cannot be read.
 fn thumbnail_data_uri(path: &Path) -> Option<String> {
     let image = match models::preprocess::load_image(path) {
@@ -147,9 +226,13 @@ fn thumbnail_data_uri(path: &Path) -> Option<String> {
     };
     let height =
         (image.height() as u64 * THUMB_WIDTH as u64 / image.width().max(1) as u64).max(1) as u32;
-    let thumb = image::imageops::thumbnail(&image, THUMB_WIDTH, height);
+    jpeg_data_uri(image::imageops::thumbnail(&image, THUMB_WIDTH, height))
+}
+
+/// `image` as a JPEG `data:` URI, for a page without external files.
+fn jpeg_data_uri(image: image::RgbImage) -> Option<String> {
     let mut bytes = Vec::new();
-    image::DynamicImage::ImageRgb8(thumb)
+    image::DynamicImage::ImageRgb8(image)
         .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Jpeg)
         .ok()?;
     Some(format!(
@@ -168,7 +251,7 @@ table.metrics{border-collapse:collapse}table.metrics td,table.metrics th{border:
 .gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(220px,1fr));gap:1em}\
 figure{margin:0;border:1px solid #ddd;border-radius:6px;padding:.5em}figure img{width:100%;border-radius:4px}\
 figcaption b{display:block;margin:.3em 0}.score{color:#666;font-size:.85em}figcaption ul{padding-left:1.2em;font-size:.85em;color:#444}\
-.noimg{height:120px;background:#eee;display:flex;align-items:center;justify-content:center;color:#999}";
+.attention{margin:1em 0}.attention img{width:auto;max-width:100%}.noimg{height:120px;background:#eee;display:flex;align-items:center;justify-content:center;color:#999}";
 
 #[cfg(test)]
 mod tests {
@@ -206,6 +289,7 @@ mod tests {
             best,
             worst,
             image_dir: None,
+            attention: None,
         };
         let html = report.to_html();
         assert!(!html.contains("<script>alert"), "caption must be escaped");
@@ -213,5 +297,29 @@ mod tests {
         assert!(html.contains("a dog &amp; a cat"));
         assert!(html.contains("&lt;b&gt;bold&lt;/b&gt;"));
         assert!(html.contains("<td>0.5000</td>") && html.contains("beam3"));
+        assert!(html.contains("<th>BLEU-4</th><th>METEOR</th><th>ROUGE-L</th>"));
+    }
+
+    #[test]
+    fn the_table_leaves_out_metrics_not_computed() {
+        let mut metrics = metrics();
+        metrics.scores.remove("METEOR");
+        let report = Report {
+            title: "t".into(),
+            metrics: &metrics,
+            loss_svg: None,
+            best: Vec::new(),
+            worst: Vec::new(),
+            image_dir: None,
+            attention: None,
+        };
+        let table = report.metrics_table();
+        assert_eq!(
+            table,
+            "<table class=\"metrics\"><tr><th>BLEU-1</th><th>BLEU-2</th><th>BLEU-3</th><th>BLEU-4</th>\
+             <th>ROUGE-L</th><th>CIDEr-D</th></tr><tr><td>0.5000</td><td>0.5000</td><td>0.5000</td>\
+             <td>0.5000</td><td>0.5000</td><td>0.5000</td></tr></table>\n\
+             <p class=\"context\">3 images &middot; decoder: beam3</p>\n"
+        );
     }
 }

@@ -7,12 +7,29 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use contracts::tables::{read_captions, read_predictions};
+use contracts::tables::{CaptionsTable, PredictionsTable, read};
 use contracts::text::clean_caption;
 use serde::Serialize;
 
-/// Metric names exactly as `eval/metrics.json` spells them.
-pub const METRIC_KEYS: [&str; 6] = ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr-D"];
+/// Metric names exactly as `eval/metrics.json` spells them, in coco-caption's order. METEOR is
+/// left out (absent from the JSON, the table and the report) without its data.
+pub const METRIC_KEYS: [&str; 7] = [
+    "BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D",
+];
+
+/// Loads METEOR's data folder (`evaluator.meteor_data`). Without the data METEOR is left out:
+/// `None`, with one warning naming `make meteor-data`. An incomplete or corrupt folder is an
+/// error naming the file.
+pub fn load_meteor(dir: &Path) -> Result<Option<metrics::Meteor>> {
+    match metrics::Meteor::load(dir) {
+        Ok(meteor) => Ok(Some(meteor)),
+        Err(e @ metrics::MeteorError::NoData { .. }) => {
+            tracing::warn!("METEOR left out: {e}");
+            Ok(None)
+        }
+        Err(e) => Err(e).context("loading METEOR's data (evaluator.meteor_data)"),
+    }
+}
 
 /// Captions by image.
 pub type Captions = BTreeMap<String, Vec<String>>;
@@ -51,11 +68,11 @@ fn read_parquet(path: &Path) -> Result<Vec<(String, String, usize)>> {
             .map(|(i, (a, b))| (a, b, i + 1))
             .collect()
     };
-    match read_predictions(path) {
+    match read::<PredictionsTable>(path) {
         Ok((rows, _)) => Ok(numbered(
             rows.into_iter().map(|r| (r.image, r.caption)).collect(),
         )),
-        Err(predictions_error) => match read_captions(path) {
+        Err(predictions_error) => match read::<CaptionsTable>(path) {
             Ok((rows, _)) => Ok(numbered(
                 rows.into_iter().map(|r| (r.image, r.raw)).collect(),
             )),
@@ -105,8 +122,13 @@ pub struct Unmatched {
     pub without_prediction: Vec<String>,
 }
 
-/// Scores `predictions` against `references` over the images both hold.
-pub fn score(predictions: &Captions, references: &Captions) -> Result<(MetricsReport, Unmatched)> {
+/// Scores `predictions` against `references` over the images both hold, with METEOR when
+/// `meteor` is given.
+pub fn score(
+    predictions: &Captions,
+    references: &Captions,
+    meteor: Option<&metrics::Meteor>,
+) -> Result<(MetricsReport, Unmatched)> {
     let mut unmatched = Unmatched::default();
     let mut images = Vec::new();
     for image in predictions.keys() {
@@ -136,19 +158,27 @@ pub fn score(predictions: &Captions, references: &Captions) -> Result<(MetricsRe
         .map(|i| references[i].iter().map(words).collect())
         .collect();
     let scores = metrics::score_corpus(&candidates, &refs)?;
-    let values = [
-        scores.bleu[0],
-        scores.bleu[1],
-        scores.bleu[2],
-        scores.bleu[3],
-        scores.rouge_l,
-        scores.cider_d,
-    ];
-    let report = MetricsReport {
-        scores: METRIC_KEYS
+    let mut values = BTreeMap::from([
+        ("BLEU-1", scores.bleu[0]),
+        ("BLEU-2", scores.bleu[1]),
+        ("BLEU-3", scores.bleu[2]),
+        ("BLEU-4", scores.bleu[3]),
+        ("ROUGE-L", scores.rouge_l),
+        ("CIDEr-D", scores.cider_d),
+    ]);
+    if let Some(meteor) = meteor {
+        // The same cleaned captions the other metrics score.
+        let hypotheses: Vec<&str> = images.iter().map(|i| predictions[i][0].as_str()).collect();
+        let texts: Vec<Vec<&str>> = images
             .iter()
-            .map(|k| k.to_string())
-            .zip(values)
+            .map(|i| references[i].iter().map(String::as_str).collect())
+            .collect();
+        values.insert("METEOR", meteor.score_corpus(&hypotheses, &texts)?.corpus);
+    }
+    let report = MetricsReport {
+        scores: values
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
             .collect(),
         images: images.len(),
         context: BTreeMap::new(),
@@ -186,7 +216,9 @@ impl std::fmt::Display for MetricsReport {
             .collect();
         writeln!(f, "{} images; {}", self.images, context.join(", "))?;
         for key in METRIC_KEYS {
-            writeln!(f, "  {key:<8} {:.4}", self.scores[key])?;
+            if let Some(value) = self.scores.get(key) {
+                writeln!(f, "  {key:<8} {value:.4}")?;
+            }
         }
         Ok(())
     }
@@ -218,6 +250,7 @@ mod tests {
         let (report, unmatched) = score(
             &read_any(&preds, true).unwrap(),
             &read_any(&refs, false).unwrap(),
+            None,
         )
         .unwrap();
         assert_eq!(report.images, 2);
@@ -225,6 +258,28 @@ mod tests {
         assert_eq!(unmatched.without_prediction, ["c.jpg"]);
         assert!(report.scores["BLEU-1"] > 0.8, "{report}");
         assert_eq!(report.per_image[0].0, "a.jpg");
+    }
+
+    #[test]
+    fn the_terminal_table_lists_the_metrics_computed() {
+        let mut report = MetricsReport {
+            scores: METRIC_KEYS
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.to_string(), i as f64 / 10.0))
+                .collect(),
+            images: 2,
+            context: [("split".to_string(), serde_json::json!("test"))].into(),
+            per_image: Vec::new(),
+        };
+        assert_eq!(
+            report.to_string(),
+            "2 images; split test\n  BLEU-1   0.0000\n  BLEU-2   0.1000\n  BLEU-3   0.2000\n  \
+             BLEU-4   0.3000\n  METEOR   0.4000\n  ROUGE-L  0.5000\n  CIDEr-D  0.6000\n"
+        );
+        report.scores.remove("METEOR");
+        assert!(!report.to_string().contains("METEOR"));
+        assert_eq!(report.to_string().lines().count(), 7);
     }
 
     #[test]

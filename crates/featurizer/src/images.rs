@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use contracts::tables::{CAPTIONS_FILE, read_captions};
+use contracts::Provenance;
+use contracts::tables::{CAPTIONS_FILE, CaptionsTable, read};
 use models::image_files::{IMAGE_EXTENSIONS, find_images};
 use sha2::{Digest, Sha256};
 
@@ -34,12 +35,8 @@ impl ImageList {
     }
 
     fn from_captions(captions: &Path, dir: Option<&Path>) -> Result<Self> {
-        let (rows, provenance) = read_captions(captions)?;
-        let recorded = provenance
-            .as_ref()
-            .and_then(|p| p.config.get("image_dir"))
-            .and_then(|v| v.as_str())
-            .map(PathBuf::from);
+        let (rows, provenance) = read::<CaptionsTable>(captions)?;
+        let recorded = provenance.as_ref().and_then(Provenance::image_dir);
         let Some(dir) = dir.map(Path::to_path_buf).or(recorded) else {
             bail!(
                 "{} does not say where the images are (the dataset had no image folder): pass --images DIR",

@@ -1,30 +1,34 @@
-//! The featurizer stage: images -> `features/part-NNNNN.parquet` (2048-d ResNet50 vectors).
+//! The featurizer stage: images -> `features/part-NNNNN.parquet` (2048-d ResNet50 vectors),
+//! and `grid/part-NNNNN.parquet` (the 7x7 feature map before pooling, from the same pass) when
+//! the attention decoder needs it.
 //!
-//! Decoding and resizing run on rayon threads one batch ahead of the network, through a
-//! bounded channel, so memory stays bounded by the batch size whatever the dataset size.
+//! - [`images`]: which images, where.
+//! - [`parts`]: the dataset's parts, the unit of resume and sharding.
+//! - [`pipeline`]: decoding one batch ahead of the network, memory bounded by the batch size,
+//!   and faults that end the run instead of hanging it.
 
 pub mod images;
 pub mod parts;
+pub mod pipeline;
 
-use std::path::PathBuf;
-use std::sync::mpsc;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
-use contracts::tables::{CAPTIONS_FILE, FEATURE_DIM, FEATURES_DIR, Features, write_features};
-use contracts::{Provenance, Stage};
+use contracts::grid::{Grids, write_grid_part};
+use contracts::lock::{WorkDirLock, lock_work_dir, lock_work_dir_shard};
+use contracts::provenance::content_hash;
+use contracts::tables::{CAPTIONS_FILE, Features, FeaturesTable, write};
+use contracts::{EncoderSettings, Provenance, Stage, WeightsSpec, WorkDir};
 use models::backend::BackendTask;
-use models::preprocess::{ImageError, Preprocess};
+use models::preprocess::Preprocess;
 use models::resnet::{ResNetConfig, WeightsSource, load_resnet};
-use rayon::prelude::*;
+use sha2::{Digest, Sha256};
 
 use crate::images::ImageList;
 use crate::parts::{Part, Shard};
-
-/// Marks a complete `features/` dataset (every part present); the Makefile's target.
-pub const SUCCESS_MARKER: &str = "_SUCCESS";
 
 /// What the featurizer needs to know.
 #[derive(Debug, Clone)]
@@ -40,6 +44,8 @@ pub struct Options {
     pub force: bool,
     /// Network structure; ResNet50 except in tests.
     pub network: ResNetConfig,
+    /// Also write `grid/` (the attention decoder reads it).
+    pub grid: bool,
 }
 
 /// What a run did, for the summary and the exit code.
@@ -72,34 +78,72 @@ impl BackendTask for Featurize {
     }
 }
 
-/// The settings every part records; a resumed run must match them.
+/// The settings every part records: the [`EncoderSettings`] (which the trained model copies,
+/// for `caption`) and how the dataset is cut into parts. A resumed run must match them.
 fn settings(options: &Options, list: &ImageList) -> Result<serde_json::Value> {
     let weights = match &options.weights {
-        WeightsSource::Random { seed } => serde_json::json!({ "random_seed": seed }),
-        WeightsSource::File(path) => serde_json::json!({
-            "file": path.display().to_string(),
-            "sha256": contracts::provenance::content_hash(path)?,
-        }),
+        WeightsSource::Random { seed } => WeightsSpec::Random { random_seed: *seed },
+        WeightsSource::File(path) => WeightsSpec::File {
+            file: path.display().to_string(),
+            sha256: content_hash(path)?,
+        },
     };
-    Ok(serde_json::json!({
-        "weights": weights,
-        "resize": options.preprocess.resize,
-        "crop": options.preprocess.crop,
-        "part_rows": options.part_rows,
-        "images": list.names.len(),
-        "images_sha256": list.fingerprint(),
-    }))
+    let encoder = EncoderSettings {
+        weights,
+        resize: options.preprocess.resize,
+        crop: options.preprocess.crop,
+    };
+    let mut settings = serde_json::to_value(encoder)?;
+    settings["part_rows"] = options.part_rows.into();
+    settings["images"] = list.names.len().into();
+    settings["images_sha256"] = list.fingerprint().into();
+    Ok(settings)
+}
+
+/// The work-dir lock: exclusive for a whole run, shared with the other shards of the same job
+/// (the same settings and shard count) for `--shard k/n`.
+fn lock(options: &Options, settings: &serde_json::Value) -> Result<WorkDirLock> {
+    let shard = options.shard;
+    if shard == Shard::WHOLE {
+        return Ok(lock_work_dir(&options.work_dir, "featurizer")?);
+    }
+    let job = hex::encode(Sha256::digest(settings.to_string().as_bytes()));
+    Ok(lock_work_dir_shard(
+        &options.work_dir,
+        "featurizer",
+        shard.index,
+        shard.count,
+        &job,
+    )?)
 }
 
 fn featurize<B: Backend>(options: &Options, device: &B::Device) -> Result<Summary> {
     let started = Instant::now();
     let list = ImageList::resolve(&options.work_dir, options.images.as_deref())?;
-    let features_dir = options.work_dir.join(FEATURES_DIR);
-    std::fs::create_dir_all(&features_dir)
-        .with_context(|| format!("creating {}", features_dir.display()))?;
-    remove_stale_temp_files(&features_dir);
+    let work = WorkDir::new(&options.work_dir);
+    let features_dir = work.features();
+    let grid_dir = work.grid();
+    let dirs: &[&Path] = if options.grid {
+        &[&features_dir, &grid_dir]
+    } else {
+        &[&features_dir]
+    };
+    for dir in dirs {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     let settings = settings(options, &list)?;
+    let _lock = lock(options, &settings)?;
     let parts = parts::plan(&features_dir, list.names.len(), options.part_rows)?;
+    // A killed run can leave the temp file of a part it was writing; other shards may be
+    // writing theirs right now, so only this run's parts are cleaned.
+    let owned: HashSet<String> = parts
+        .iter()
+        .filter(|p| options.shard.owns(p.index))
+        .map(|p| p.file_name())
+        .collect();
+    for dir in dirs {
+        contracts::atomic::remove_stale_temps(dir, |target| owned.contains(target))?;
+    }
     let mut summary = Summary {
         images: list.names.len(),
         ..Summary::default()
@@ -107,7 +151,8 @@ fn featurize<B: Backend>(options: &Options, device: &B::Device) -> Result<Summar
 
     let mut todo = Vec::new();
     for part in parts.iter().filter(|p| options.shard.owns(p.index)) {
-        match existing_part(part, &settings, options.force)? {
+        let grid = options.grid.then(|| grid_dir.join(part.file_name()));
+        match existing_part(part, grid.as_deref(), &settings, options.force)? {
             Some(skipped) => {
                 summary.reused_parts += 1;
                 summary.skipped.extend(skipped);
@@ -126,41 +171,81 @@ fn featurize<B: Backend>(options: &Options, device: &B::Device) -> Result<Summar
         let network = load_resnet::<B>(&options.network, &options.weights, device)?;
         summary.load = loading.elapsed();
         let provenance = base_provenance(&list, &settings)?;
-        // The CPU path keeps both cores busy in every layer; burn's tensor operations do not.
-        let halves = !network.uses_cpu_path();
-        run_parts(
-            options,
-            &list,
-            &todo,
-            &provenance,
+        let plan = pipeline::Plan {
+            list: &list,
+            todo: &todo,
+            batch_size: options.batch_size,
+            side: options.preprocess.crop as usize,
+            // The CPU path keeps both cores busy in every layer; burn's tensor operations
+            // do not.
+            halves: !network.uses_cpu_path(),
+        };
+        let preprocess = options.preprocess;
+        let progress = progress_bar(todo.iter().map(|p| p.range.len() as u64).sum());
+        pipeline::run(
+            &plan,
+            |path: &Path| preprocess.load(path).map_err(|e| e.reason.to_string()),
+            |part: &Part,
+             features: &Features,
+             grids: Option<&Grids>,
+             skipped: &[pipeline::Skip]| {
+                write_part(part, features, skipped, &provenance)?;
+                match grids {
+                    Some(grids) => write_grid(
+                        &grid_dir.join(part.file_name()),
+                        grids,
+                        skipped,
+                        &provenance,
+                    ),
+                    None if options.grid && !features.images.is_empty() => {
+                        bail!("the network gave no grid for {}", part.path.display())
+                    }
+                    None => Ok(()),
+                }
+            },
+            |images| {
+                if options.grid {
+                    let (pooled, map) = network.forward_with_grid(images);
+                    (pooled, Some(map))
+                } else {
+                    (network.forward(images), None)
+                }
+            },
             device,
-            (|images| network.forward(images), halves),
             &mut summary,
+            &progress,
         )?;
+        progress.finish_and_clear();
     }
-    summary.missing_parts = parts.iter().filter(|p| !p.path.is_file()).count();
-    let marker = features_dir.join(SUCCESS_MARKER);
-    if summary.missing_parts == 0 {
-        std::fs::write(&marker, format!("{}\n", settings))
-            .with_context(|| format!("writing {}", marker.display()))?;
+    summary.missing_parts = parts
+        .iter()
+        .filter(|p| !p.path.is_file() || (options.grid && !grid_dir.join(p.file_name()).is_file()))
+        .count();
+    let markers = if options.grid {
+        vec![work.features_done(), work.grid_done()]
     } else {
-        let _ = std::fs::remove_file(&marker);
+        vec![work.features_done()]
+    };
+    for marker in markers {
+        mark_done(&marker, &settings, summary.missing_parts == 0)?;
     }
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }
 
-/// A killed run can leave the hidden temp file of the part it was writing; it is garbage.
-fn remove_stale_temp_files(features_dir: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(features_dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(".part-") && name.ends_with(".tmp") {
-            let _ = std::fs::remove_file(entry.path());
-        }
+/// Writes the `_SUCCESS` marker of a complete dataset, or removes it. An unchanged marker is
+/// left alone, so its time stamp, which the Makefile's later stages depend on, says when the
+/// dataset last changed.
+fn mark_done(marker: &Path, settings: &serde_json::Value, complete: bool) -> Result<()> {
+    if !complete {
+        let _ = std::fs::remove_file(marker);
+        return Ok(());
     }
+    let text = format!("{settings}\n");
+    if std::fs::read_to_string(marker).ok().as_deref() != Some(text.as_str()) {
+        std::fs::write(marker, text).with_context(|| format!("writing {}", marker.display()))?;
+    }
+    Ok(())
 }
 
 /// Provenance shared by every part of this run (each part adds the images it skipped).
@@ -175,17 +260,31 @@ fn base_provenance(list: &ImageList, settings: &serde_json::Value) -> Result<Pro
     })
 }
 
-/// `Some(skipped images)` when `part` is already done with the same settings; `None` when it
-/// must be (re)computed. A part made with other settings is an error unless `force`.
+/// `Some(skipped images)` when `part` (and its `grid` part, when one is wanted) is already done
+/// with the same settings; `None` when it must be (re)computed. A part made with other
+/// settings is an error unless `force`.
 fn existing_part(
     part: &Part,
+    grid: Option<&Path>,
     settings: &serde_json::Value,
     force: bool,
 ) -> Result<Option<Vec<(String, String)>>> {
-    if !part.path.is_file() {
+    let skipped = existing_file(&part.path, settings, force)?;
+    match grid {
+        Some(grid) if skipped.is_some() => Ok(existing_file(grid, settings, force)?.and(skipped)),
+        _ => Ok(skipped),
+    }
+}
+
+fn existing_file(
+    path: &Path,
+    settings: &serde_json::Value,
+    force: bool,
+) -> Result<Option<Vec<(String, String)>>> {
+    if !path.is_file() {
         return Ok(None);
     }
-    let recorded = contracts::parquet_io::read_provenance(&part.path)?;
+    let recorded = contracts::parquet_io::read_provenance(path)?;
     let config = recorded.as_ref().map(|p| &p.config);
     if config.and_then(|c| c.get("settings")) == Some(settings) {
         let skipped = config
@@ -200,187 +299,38 @@ fn existing_part(
     bail!(
         "{} was made with other settings (weights, preprocessing or image list) than this run; \
          delete the features directory or rerun with --force to recompute it",
-        part.path.display()
+        path.display()
     )
 }
 
-/// A part being filled: its slot in the to-do list, its rows, and the images it skipped.
-struct OpenPart {
-    slot: usize,
-    features: Features,
-    skipped: Vec<(String, String)>,
-}
-
-/// One decoded batch on its way from the decoding threads to the network.
-struct Batch {
-    part: usize,
-    names: Vec<String>,
-    pixels: Vec<Result<Vec<f32>, ImageError>>,
-}
-
-fn run_parts<B: Backend>(
-    options: &Options,
-    list: &ImageList,
-    todo: &[Part],
-    provenance: &Provenance,
-    device: &B::Device,
-    (forward, halves): (impl Fn(Tensor<B, 4>) -> Tensor<B, 2> + Sync, bool),
-    summary: &mut Summary,
-) -> Result<()> {
-    let total: usize = todo.iter().map(|p| p.range.len()).sum();
-    let progress = progress_bar(total as u64);
-    let batch_size = options.batch_size.max(1);
-    let preprocess = options.preprocess;
-    let (sender, receiver) = mpsc::sync_channel::<Batch>(1);
-    std::thread::scope(|scope| -> Result<()> {
-        scope.spawn(move || {
-            for (slot, part) in todo.iter().enumerate() {
-                for chunk in list.names[part.range.clone()].chunks(batch_size) {
-                    let pixels = chunk
-                        .par_iter()
-                        .map(|name| preprocess.load(&list.dir.join(name)))
-                        .collect();
-                    if sender
-                        .send(Batch {
-                            part: slot,
-                            names: chunk.to_vec(),
-                            pixels,
-                        })
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-        });
-        let mut current: Option<OpenPart> = None;
-        loop {
-            let waited = Instant::now();
-            let Ok(batch) = receiver.recv() else { break };
-            summary.wait_decode += waited.elapsed();
-            if current.as_ref().is_some_and(|open| open.slot != batch.part) {
-                let open = current.take().expect("checked above");
-                finish_part(&todo[open.slot], open, provenance, summary)?;
-            }
-            let batch_len = batch.names.len() as u64;
-            let OpenPart {
-                features, skipped, ..
-            } = current.get_or_insert_with(|| OpenPart {
-                slot: batch.part,
-                features: Features::default(),
-                skipped: Vec::new(),
-            });
-            let mut good = Vec::with_capacity(batch.names.len() * preprocess.tensor_len());
-            let mut names = Vec::with_capacity(batch.names.len());
-            for (name, pixels) in batch.names.into_iter().zip(batch.pixels) {
-                match pixels {
-                    Ok(pixels) => {
-                        good.extend_from_slice(&pixels);
-                        names.push(name);
-                    }
-                    Err(e) => {
-                        progress.suspend(|| {
-                            tracing::warn!("skipped {}: {}", e.path.display(), e.reason)
-                        });
-                        skipped.push((name, e.reason.to_string()));
-                    }
-                }
-            }
-            progress.inc(batch_len);
-            if names.is_empty() {
-                continue;
-            }
-            let ran = Instant::now();
-            let output = run_network(
-                &forward,
-                good,
-                names.len(),
-                preprocess.crop as usize,
-                device,
-                halves,
-            )?;
-            summary.network += ran.elapsed();
-            if output.len() != names.len() * FEATURE_DIM {
-                bail!(
-                    "the network produced {} values for {} images, expected {FEATURE_DIM} each",
-                    output.len(),
-                    names.len()
-                );
-            }
-            summary.featurized += names.len();
-            features.images.extend(names);
-            features.features.extend_from_slice(&output);
-        }
-        if let Some(open) = current.take() {
-            finish_part(&todo[open.slot], open, provenance, summary)?;
-        }
-        Ok(())
-    })?;
-    progress.finish_and_clear();
-    Ok(())
-}
-
-/// Runs the network on a batch, with `halves` as two half-batches at once: while one half is
-/// in an operation the backend runs on a single thread (elementwise work, pooling), the other
-/// keeps the remaining cores busy. Returns `[images * FEATURE_DIM]` values in image order.
-fn run_network<B: Backend>(
-    forward: &(impl Fn(Tensor<B, 4>) -> Tensor<B, 2> + Sync),
-    pixels: Vec<f32>,
-    images: usize,
-    side: usize,
-    device: &B::Device,
-    halves: bool,
-) -> Result<Vec<f32>> {
-    let run = |pixels: Vec<f32>, n: usize| {
-        let input = Tensor::<B, 4>::from_data(TensorData::new(pixels, [n, 3, side, side]), device);
-        forward(input)
-            .into_data()
-            .into_vec::<f32>()
-            .map_err(|e| anyhow::anyhow!("reading features: {e:?}"))
-    };
-    if images < 2 || !halves {
-        return run(pixels, images);
-    }
-    let first = images / 2;
-    let mut pixels = pixels;
-    let second_pixels = pixels.split_off(first * 3 * side * side);
-    let (a, b) = std::thread::scope(|scope| {
-        let second = scope.spawn(|| run(second_pixels, images - first));
-        let a = run(pixels, first);
-        (
-            a,
-            second
-                .join()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("the network thread panicked"))),
-        )
-    });
-    let mut out = a?;
-    out.extend(b?);
-    Ok(out)
-}
-
 /// Writes one part atomically, recording the images it had to skip.
-fn finish_part(
+fn write_part(
     part: &Part,
-    open: OpenPart,
+    features: &Features,
+    skipped: &[pipeline::Skip],
     provenance: &Provenance,
-    summary: &mut Summary,
 ) -> Result<()> {
-    let OpenPart {
-        features, skipped, ..
-    } = open;
-    let written = Instant::now();
     let mut provenance = provenance.clone();
-    provenance.config["skipped"] = serde_json::to_value(&skipped)?;
-    write_features(&part.path, &features, &provenance)?;
-    summary.write += written.elapsed();
-    summary.written_parts += 1;
-    summary.skipped.extend(skipped);
+    provenance.config["skipped"] = serde_json::to_value(skipped)?;
+    write::<FeaturesTable>(&part.path, features, &provenance)?;
     tracing::debug!(
         "wrote {} ({} images)",
         part.path.display(),
         features.images.len()
     );
+    Ok(())
+}
+
+/// Writes one grid part atomically, with the same provenance as its features part.
+fn write_grid(
+    path: &Path,
+    grids: &Grids,
+    skipped: &[pipeline::Skip],
+    provenance: &Provenance,
+) -> Result<()> {
+    let mut provenance = provenance.clone();
+    provenance.config["skipped"] = serde_json::to_value(skipped)?;
+    write_grid_part(path, grids, &provenance)?;
     Ok(())
 }
 

@@ -3,7 +3,11 @@
 //!     featurizer --work-dir data/work --weights data/weights/resnet50-0676ba61.pth
 //!     featurizer --images photos/ --work-dir out/ --weights random     # no captions needed
 //!     featurizer --shard 2/4 ...                                        # a quarter of the parts
+//!     featurizer --shard auto ...                    # in a Slurm array task (k/n from Slurm)
+//!     featurizer --shard auto --shard-count 8 ...    # in a Kubernetes Indexed Job's pod
 //!
+//! With `model.decoder = "attention"` it also writes `grid/part-NNNNN.parquet`, the 7x7 feature
+//! map before pooling, from the same network pass.
 //! A rerun keeps finished parts, so a killed run resumes where it stopped.
 //! Exit codes: 0 every image featurized; 1 error; 3 finished, but some images could not be
 //! read (listed above the summary; their features are absent).
@@ -13,10 +17,14 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use featurizer::parts::Shard;
-use models::backend::{DeviceKind, run_on};
+use contracts::PipelineConfig;
+use contracts::config::Override;
+use models::backend::run_on;
 use models::preprocess::Preprocess;
 use models::resnet::{ResNetConfig, WeightsSource};
+use shard::ShardSpec;
+
+mod shard;
 
 #[derive(Parser)]
 #[command(
@@ -34,9 +42,18 @@ struct Cli {
     #[arg(long, value_name = "DIR")]
     images: Option<PathBuf>,
 
-    /// Process only shard K of N (parts i with i % N == K-1), e.g. for a Slurm array.
-    #[arg(long, value_name = "K/N", default_value = "1/1")]
-    shard: Shard,
+    /// Process only shard K of N (parts i with i % N == K-1). `auto` takes K/N from a Slurm
+    /// array task (SLURM_ARRAY_TASK_ID, _MIN, _COUNT) or a Kubernetes Indexed Job's pod
+    /// (JOB_COMPLETION_INDEX, 0-based, with --shard-count). Shards of one job may run at the
+    /// same time on one work dir; a plain run afterwards checks every part and writes _SUCCESS.
+    #[arg(long, value_name = "K/N|auto", default_value = "1/1")]
+    shard: ShardSpec,
+
+    /// With `--shard auto` in a Kubernetes Indexed Job: the number of shards, i.e. the Job's
+    /// `completions` (Kubernetes does not tell the pods). In a Slurm array it is optional and
+    /// must equal SLURM_ARRAY_TASK_COUNT.
+    #[arg(long, value_name = "N")]
+    shard_count: Option<usize>,
 
     /// Images per network call; overrides `featurizer.batch_size`.
     #[arg(long, value_name = "N")]
@@ -59,28 +76,36 @@ struct Cli {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    contracts::cli::exit_with(run())
+    let cli = Cli::parse();
+    let flags = [
+        Override::text_flag("--weights", "paths.weights", cli.weights.as_ref()),
+        Override::flag("--batch-size", "featurizer.batch_size", cli.batch_size),
+        Override::flag("--device", "featurizer.device", cli.device.as_ref()),
+    ];
+    cli.common.run(&flags, |config| run(&cli, config))
 }
 
-fn run() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
-    let config = cli.common.load()?;
-    let settings = config.featurizer;
-    let weights = WeightsSource::parse(&cli.weights.unwrap_or(config.paths.weights), settings.seed);
-    let device = DeviceKind::parse(cli.device.as_deref().unwrap_or(&settings.device))
+fn run(cli: &Cli, config: PipelineConfig) -> anyhow::Result<ExitCode> {
+    let shard = shard::resolve(cli.shard, cli.shard_count, &shard::environment())
         .map_err(anyhow::Error::msg)?;
+    if cli.shard == ShardSpec::Auto {
+        tracing::info!("shard {} from {}", shard.shard, shard.from);
+    }
+    let settings = config.featurizer;
     let options = featurizer::Options {
         work_dir: config.paths.work_dir,
-        images: cli.images,
-        weights,
+        images: cli.images.clone(),
+        weights: WeightsSource::parse(&config.paths.weights, settings.seed),
         preprocess: Preprocess::new(settings.resize, settings.crop),
-        batch_size: cli.batch_size.unwrap_or(settings.batch_size),
+        batch_size: settings.batch_size,
         part_rows: settings.part_rows,
-        shard: cli.shard,
+        shard: shard.shard,
         force: cli.force,
         network: ResNetConfig::resnet50(),
+        grid: config.model.decoder.needs_grid(),
     };
-    let summary = run_on(device, featurizer::Featurize(options)).context("featurizing")?;
+    let summary =
+        run_on(settings.device, featurizer::Featurize(options))?.context("featurizing")?;
     print!("{summary}");
     if summary.skipped.is_empty() {
         return Ok(ExitCode::SUCCESS);

@@ -23,6 +23,12 @@ impl Shard {
     }
 }
 
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
 impl FromStr for Shard {
     type Err = String;
 
@@ -54,6 +60,17 @@ pub struct Part {
     pub range: std::ops::Range<usize>,
 }
 
+impl Part {
+    /// The part's file name (`part-00003.parquet`).
+    pub fn file_name(&self) -> String {
+        part_file_name(self.index)
+    }
+}
+
+fn part_file_name(index: usize) -> String {
+    format!("part-{index:05}.parquet")
+}
+
 /// Every part of a list of `images` images.
 pub fn plan(features_dir: &Path, images: usize, part_rows: usize) -> Result<Vec<Part>> {
     if part_rows == 0 {
@@ -62,7 +79,7 @@ pub fn plan(features_dir: &Path, images: usize, part_rows: usize) -> Result<Vec<
     Ok((0..images.div_ceil(part_rows))
         .map(|index| Part {
             index,
-            path: features_dir.join(format!("part-{index:05}.parquet")),
+            path: features_dir.join(part_file_name(index)),
             range: index * part_rows..((index + 1) * part_rows).min(images),
         })
         .collect())
@@ -92,5 +109,6 @@ mod tests {
         for text in ["0/2", "3/2", "1/0", "x", "1-2"] {
             assert!(text.parse::<Shard>().is_err(), "{text}");
         }
+        assert_eq!("2/4".parse::<Shard>().unwrap().to_string(), "2/4");
     }
 }

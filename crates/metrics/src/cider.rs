@@ -15,48 +15,70 @@ const SIGMA: f64 = 6.0;
 
 /// CIDEr-D of the corpus (the mean over images) and of each image.
 pub(crate) fn cider_d(candidates: &[Tokens], references: &[Vec<Tokens>]) -> (f64, Vec<f64>) {
-    let ref_counts: Vec<Vec<NgramCounts>> = references
-        .iter()
-        .map(|rs| rs.iter().map(|r| NgramCounts::new(r)).collect())
-        .collect();
-
-    // Document frequency: in how many images' reference sets an n-gram occurs.
-    let mut doc_freq: HashMap<&[&str], f64> = HashMap::new();
-    for refs in &ref_counts {
-        let mut seen = HashSet::new();
-        for r in refs {
-            for &(ngram, _) in &r.entries {
-                if seen.insert(ngram) {
-                    *doc_freq.entry(ngram).or_default() += 1.0;
-                }
-            }
-        }
-    }
-    // `ref_len` in cider_scorer.py: log of the number of images, the idf numerator. With a
-    // single image every idf is 0 and so is every score.
-    let log_images = (references.len() as f64).ln();
-
+    let scorer = CiderD::new(references);
     let per_image: Vec<f64> = candidates
         .iter()
-        .zip(&ref_counts)
-        .map(|(cand, refs)| {
-            let cand_counts = NgramCounts::new(cand);
-            let hyp = TfIdf::new(&cand_counts, &doc_freq, log_images);
-            let mut score = [0.0; MAX_N];
-            for r in refs {
-                let sim = similarity(&hyp, &TfIdf::new(r, &doc_freq, log_images));
-                for (s, v) in score.iter_mut().zip(sim) {
-                    *s += v;
-                }
-            }
-            // Mean over n-gram orders, then over references, times 10, in that order.
-            let mut mean = score.iter().sum::<f64>() / MAX_N as f64;
-            mean /= refs.len() as f64;
-            mean * 10.0
-        })
+        .enumerate()
+        .map(|(image, cand)| scorer.score(image, cand))
         .collect();
     let corpus = per_image.iter().sum::<f64>() / per_image.len() as f64;
     (corpus, per_image)
+}
+
+/// A CIDEr-D scorer over a fixed set of images' references: the document frequencies are
+/// computed once, then any caption of image `i` is scored against `references[i]` (the
+/// self-critical trainer scores thousands of samples against the train split this way).
+pub struct CiderD<'a> {
+    ref_counts: Vec<Vec<NgramCounts<'a>>>,
+    /// Document frequency: in how many images' reference sets an n-gram occurs.
+    doc_freq: HashMap<&'a [&'a str], f64>,
+    /// `ref_len` in cider_scorer.py: log of the number of images, the idf numerator. With a
+    /// single image every idf is 0 and so is every score.
+    log_images: f64,
+}
+
+impl<'a> CiderD<'a> {
+    /// The scorer of `references[i]`, each reference a caption's tokens.
+    pub fn new(references: &'a [Vec<Vec<&'a str>>]) -> Self {
+        let ref_counts: Vec<Vec<NgramCounts>> = references
+            .iter()
+            .map(|rs| rs.iter().map(|r| NgramCounts::new(r)).collect())
+            .collect();
+        let mut doc_freq: HashMap<&[&str], f64> = HashMap::new();
+        for refs in &ref_counts {
+            let mut seen = HashSet::new();
+            for r in refs {
+                for &(ngram, _) in &r.entries {
+                    if seen.insert(ngram) {
+                        *doc_freq.entry(ngram).or_default() += 1.0;
+                    }
+                }
+            }
+        }
+        Self {
+            ref_counts,
+            doc_freq,
+            log_images: (references.len() as f64).ln(),
+        }
+    }
+
+    /// CIDEr-D of `candidate` against the references of image `image`.
+    pub fn score(&self, image: usize, candidate: &[&str]) -> f64 {
+        let refs = &self.ref_counts[image];
+        let cand_counts = NgramCounts::new(candidate);
+        let hyp = TfIdf::new(&cand_counts, &self.doc_freq, self.log_images);
+        let mut score = [0.0; MAX_N];
+        for r in refs {
+            let sim = similarity(&hyp, &TfIdf::new(r, &self.doc_freq, self.log_images));
+            for (s, v) in score.iter_mut().zip(sim) {
+                *s += v;
+            }
+        }
+        // Mean over n-gram orders, then over references, times 10, in that order.
+        let mut mean = score.iter().sum::<f64>() / MAX_N as f64;
+        mean /= refs.len() as f64;
+        mean * 10.0
+    }
 }
 
 /// One caption as tf-idf weights (`counts2vec` in cider_scorer.py).

@@ -1,5 +1,6 @@
 //! Caption metrics computed exactly as the coco-caption toolkit (`pycocoevalcap` 1.2) computes
-//! them: corpus BLEU-1..4, ROUGE-L and CIDEr-D.
+//! them: corpus BLEU-1..4, ROUGE-L and CIDEr-D, and METEOR 1.5 ([`meteor`], which needs the
+//! data of `make meteor-data`).
 //!
 //! Published Flickr8k/COCO numbers come from that toolkit, quirks included, so each metric
 //! reproduces its Python source line by line rather than the textbook formula; the doc comments
@@ -12,7 +13,11 @@
 
 mod bleu;
 mod cider;
+pub mod meteor;
 mod rouge;
+
+pub use cider::CiderD;
+pub use meteor::{Meteor, MeteorError, MeteorScores};
 
 use std::collections::HashMap;
 

@@ -388,8 +388,28 @@ impl<B: Backend> FoldedResNet<B> {
 
     /// [`Self::forward`], timing each layer into `profile`.
     pub fn forward_profiled(&self, images: Tensor<B, 4>, profile: &mut Profile) -> Tensor<B, 2> {
+        self.run(images, false, profile).0
+    }
+
+    /// The pooled features and the last feature map they pool (`[N, C, H/32, W/32]`, the
+    /// 7x7 grid attention reads), from one pass.
+    pub fn forward_with_grid(&self, images: Tensor<B, 4>) -> (Tensor<B, 2>, Tensor<B, 4>) {
+        let (pooled, map) = self.run(images, true, &mut Profile::off());
+        (pooled, map.expect("a grid was asked for"))
+    }
+
+    /// The pooled features, and with `grid` the map they pool: by the CPU path where there
+    /// is one, else by tensor operations.
+    fn run(
+        &self,
+        images: Tensor<B, 4>,
+        grid: bool,
+        profile: &mut Profile,
+    ) -> (Tensor<B, 2>, Option<Tensor<B, 4>>) {
         let Some(cpu) = &self.cpu else {
-            return self.forward_tensor_ops_profiled(images, profile);
+            let map = self.feature_map(images, profile);
+            let pooled = profile.time(Layer::AveragePool, 0, || global_avg_pool(map.clone()));
+            return (pooled, grid.then_some(map));
         };
         let [n, _, h, w] = images.dims();
         let device = images.device();
@@ -398,9 +418,11 @@ impl<B: Backend> FoldedResNet<B> {
             .convert::<f32>()
             .into_vec::<f32>()
             .expect("f32 images");
-        let features = cpu.forward(&pixels, n, (h, w), profile);
+        let (features, map) = cpu.forward(&pixels, n, (h, w), grid, profile);
         let dim = features.len() / n.max(1);
-        Tensor::from_data(TensorData::new(features, [n, dim]), &device)
+        let pooled = Tensor::from_data(TensorData::new(features, [n, dim]), &device);
+        let map = map.map(|m| Tensor::from_data(TensorData::new(m.values, m.shape), &device));
+        (pooled, map)
     }
 
     /// The network as burn tensor operations: the path of the GPU backends, and on the CPU
@@ -415,6 +437,12 @@ impl<B: Backend> FoldedResNet<B> {
         images: Tensor<B, 4>,
         profile: &mut Profile,
     ) -> Tensor<B, 2> {
+        let map = self.feature_map(images, profile);
+        profile.time(Layer::AveragePool, 0, || global_avg_pool(map))
+    }
+
+    /// `[N, 3, H, W]` -> the last block's output, before pooling, by tensor operations.
+    fn feature_map(&self, images: Tensor<B, 4>, profile: &mut Profile) -> Tensor<B, 4> {
         let macs = conv_macs(&self.conv1, &images);
         let x = profile.time(Layer::Stem7x7, macs, || self.conv1.forward(images));
         let x = profile.time(Layer::ElementWise, 0, || relu(x));
@@ -422,7 +450,7 @@ impl<B: Backend> FoldedResNet<B> {
         for block in self.blocks() {
             x = block.forward(x, profile);
         }
-        profile.time(Layer::AveragePool, 0, || global_avg_pool(x))
+        x
     }
 
     /// Length of the feature vector (the output channels of the last block).

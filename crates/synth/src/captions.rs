@@ -21,6 +21,18 @@
 //! 4. `A {A} next to|beside a {B} against a plain {bg} background.`
 //! 5. `A {bg} background with a {A} and a {B}.`
 //!
+//! Three or four small shapes (a `small-shapes` scene; `{list}` names every shape in reading
+//! order, rows top to bottom and each left to right: "a {A}, a {B} and a {C}"):
+//! 1. `{list} on a {bg} background.`
+//! 2. `Three|Four small|little shapes|objects, {list}, on {bg}.`
+//! 3. `There is|The picture shows a {A} next to|beside {the rest of the list} against a plain
+//!    {bg} background.`
+//! 4. `From the top left, {list} on a {bg} background.`
+//! 5. `A {bg} background with {list}.`
+//!
+//! Four shapes named with the longest synonyms make 31 words, within the tokenizer's default
+//! `max_len` of 32.
+//!
 //! Words: shape colours red, green, blue, yellow, purple, orange, pink; shapes circle (disc,
 //! round shape), square (box), triangle (triangular shape), star (five pointed star), cross
 //! (plus sign), diamond; backgrounds black (dark), white (light), gray (grey).
@@ -76,9 +88,10 @@ pub fn size_words(size: Size) -> &'static [(&'static str, usize)] {
 /// The five captions of `scene`, raw (capitalised, with punctuation), as a person would write
 /// them; the cleaner lowercases them and strips the punctuation.
 pub fn captions(scene: &Scene, rng: &mut impl RngCore) -> [String; PER_IMAGE] {
-    let texts = match scene.objects {
-        Objects::One(shape) => one_shape(&shape, scene.background, rng),
-        Objects::Two { left, right } => two_shapes(&left, &right, scene.background, rng),
+    let texts = match &scene.objects {
+        Objects::One(shape) => one_shape(shape, scene.background, rng),
+        Objects::Two { left, right } => two_shapes(left, right, scene.background, rng),
+        Objects::Grid(shapes) => grid_shapes(shapes, scene.background, rng),
     };
     texts.map(|text| sentence(&text))
 }
@@ -151,6 +164,52 @@ fn two_shapes(
     [first, second, third, fourth, fifth]
 }
 
+/// Every template names the shapes in the same (reading) order, so that only a model that
+/// knows where each shape is can get the order right.
+fn grid_shapes(shapes: &[Shape], bg: Colour, rng: &mut dyn RngCore) -> [String; PER_IMAGE] {
+    let list = |shapes: &[Shape], rng: &mut dyn RngCore| {
+        let phrases: Vec<String> = shapes
+            .iter()
+            .map(|shape| article(&noun_phrase(shape, false, rng)))
+            .collect();
+        enumeration(&phrases)
+    };
+    let first = format!("{} on {}", list(shapes, rng), backdrop(bg, rng));
+    let count = if shapes.len() == 3 { "three" } else { "four" };
+    let small = weighted(rng, size_words(Size::Small));
+    let things = weighted(rng, &[("shapes", 1), ("objects", 1)]);
+    let second = format!(
+        "{count} {small} {things}, {}, on {}",
+        list(shapes, rng),
+        bg_word(bg, rng)
+    );
+    let opening = weighted(rng, &[("there is", 1), ("the picture shows", 1)]);
+    let head = article(&noun_phrase(&shapes[0], false, rng));
+    let beside = weighted(rng, &[("next to", 1), ("beside", 1)]);
+    let third = format!(
+        "{opening} {head} {beside} {} against a plain {} {}",
+        list(&shapes[1..], rng),
+        bg_word(bg, rng),
+        bg_noun(rng)
+    );
+    let fourth = format!(
+        "from the top left, {} on {}",
+        list(shapes, rng),
+        backdrop(bg, rng)
+    );
+    let fifth = format!("{} with {}", backdrop(bg, rng), list(shapes, rng));
+    [first, second, third, fourth, fifth]
+}
+
+/// "a, b and c".
+fn enumeration(phrases: &[String]) -> String {
+    match phrases {
+        [] => String::new(),
+        [only] => only.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
 /// `[size] colour shape`, e.g. "large red circle".
 fn noun_phrase(shape: &Shape, with_size: bool, rng: &mut dyn RngCore) -> String {
     let size = if with_size {
@@ -196,17 +255,30 @@ fn sentence(text: &str) -> String {
 mod tests {
     use std::collections::BTreeSet;
 
+    use contracts::config::TokenizerConfig;
     use contracts::text::clean_caption;
 
     use super::*;
     use crate::random::image_rng;
-    use crate::scene::{SHAPE_COLOURS, sample_scene};
+    use crate::scene::{SHAPE_COLOURS, sample_scene, sample_small_shapes};
 
     fn samples(n: usize) -> Vec<(Scene, [String; PER_IMAGE])> {
         (0..n)
             .map(|i| {
                 let mut rng = image_rng(3, i);
                 let scene = sample_scene(&mut rng, 256);
+                let captions = captions(&scene, &mut rng);
+                (scene, captions)
+            })
+            .collect()
+    }
+
+    /// Small-shapes scenes and their captions.
+    fn grid_samples(n: usize) -> Vec<(Scene, [String; PER_IMAGE])> {
+        (0..n)
+            .map(|i| {
+                let mut rng = image_rng(4, i);
+                let scene = sample_small_shapes(&mut rng, 256);
                 let captions = captions(&scene, &mut rng);
                 (scene, captions)
             })
@@ -223,7 +295,7 @@ mod tests {
 
     #[test]
     fn every_caption_names_the_scene() {
-        for (scene, captions) in samples(400) {
+        for (scene, captions) in samples(400).into_iter().chain(grid_samples(200)) {
             let shapes = scene.shapes();
             for caption in &captions {
                 let clean = clean_caption(caption);
@@ -304,8 +376,65 @@ mod tests {
     }
 
     #[test]
+    fn grid_captions_name_every_shape_in_reading_order() {
+        for (scene, captions) in grid_samples(400) {
+            let shapes = scene.shapes();
+            for caption in &captions {
+                let padded = format!(" {} ", clean_caption(caption));
+                // Where "colour kind" of each shape starts; the colours differ, so each is
+                // found once.
+                let at: Vec<usize> = shapes
+                    .iter()
+                    .map(|shape| {
+                        shape_words(shape.kind)
+                            .iter()
+                            .find_map(|(w, _)| {
+                                padded.find(&format!(" {} {w} ", shape.colour.name()))
+                            })
+                            .unwrap_or_else(|| panic!("{caption:?} misses {shape:?}"))
+                    })
+                    .collect();
+                assert!(at.windows(2).all(|w| w[0] < w[1]), "{caption:?} {scene:?}");
+                let colours = padded
+                    .split(' ')
+                    .filter(|t| SHAPE_COLOURS.iter().any(|c| c.name() == *t))
+                    .count();
+                assert_eq!(colours, shapes.len(), "{caption:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn grid_captions_fit_the_tokenizer() {
+        // Four shapes with the longest name: every caption of them, with every synonym drawn.
+        let star = |x| Shape {
+            kind: ShapeKind::Star,
+            colour: SHAPE_COLOURS[x as usize],
+            size: Size::Small,
+            x: 10 + 60 * x,
+            y: 10,
+            extent: 40,
+        };
+        let scene = Scene {
+            background: Colour::Gray,
+            objects: Objects::Grid((0..4).map(star).collect()),
+        };
+        let max_len = TokenizerConfig::default().max_len;
+        let mut longest = [0; PER_IMAGE];
+        for i in 0..2000 {
+            for (k, caption) in captions(&scene, &mut image_rng(5, i)).iter().enumerate() {
+                let words = clean_caption(caption).split(' ').count();
+                assert!(words <= max_len, "{words} words: {caption:?}");
+                longest[k] = longest[k].max(words);
+            }
+        }
+        // The longest of each template: the loop did reach the worst case.
+        assert_eq!(longest, [25, 26, 31, 29, 25]);
+    }
+
+    #[test]
     fn five_distinct_captions_per_image() {
-        for (_, captions) in samples(400) {
+        for (_, captions) in samples(400).into_iter().chain(grid_samples(400)) {
             let distinct: BTreeSet<String> = captions.iter().map(|c| clean_caption(c)).collect();
             assert_eq!(distinct.len(), PER_IMAGE, "{captions:?}");
         }
@@ -313,7 +442,7 @@ mod tests {
 
     #[test]
     fn captions_read_as_sentences() {
-        let all = samples(100);
+        let all: Vec<_> = samples(100).into_iter().chain(grid_samples(100)).collect();
         assert!(
             all.iter()
                 .flat_map(|(_, c)| c)

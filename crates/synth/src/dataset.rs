@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use contracts::Split;
+use contracts::config::SynthScene;
 use contracts::text::clean_caption;
 use image::ImageFormat;
 use rayon::prelude::*;
@@ -28,7 +29,7 @@ use tracing::{info, warn};
 use crate::captions::{PER_IMAGE, captions};
 use crate::draw::render;
 use crate::random::image_rng;
-use crate::scene::{MIN_IMAGE_SIZE, Scene, sample_scene};
+use crate::scene::{MIN_IMAGE_SIZE, Scene, sample_scene, sample_small_shapes};
 use crate::split::{self, LIST_FILES};
 
 /// The captions file of the Kaggle layout.
@@ -49,6 +50,7 @@ pub struct Options {
     pub images: usize,
     pub seed: u64,
     pub image_size: u32,
+    pub scene: SynthScene,
     /// Replace an existing dataset written by `synth`.
     pub force: bool,
 }
@@ -61,11 +63,14 @@ pub struct Item {
     pub captions: [String; PER_IMAGE],
 }
 
-/// Image `index` of the dataset with `seed`. It depends on nothing else, so the first N
-/// images of a seed are the same whatever the total count.
-pub fn item(seed: u64, index: usize, image_size: u32) -> Item {
+/// Image `index` of the dataset with `seed` and `kind` of scene. It depends on nothing else,
+/// so the first N images of a seed are the same whatever the total count.
+pub fn item(seed: u64, index: usize, image_size: u32, kind: SynthScene) -> Item {
     let mut rng = image_rng(seed, index);
-    let scene = sample_scene(&mut rng, image_size);
+    let scene = match kind {
+        SynthScene::Mixed => sample_scene(&mut rng, image_size),
+        SynthScene::SmallShapes => sample_small_shapes(&mut rng, image_size),
+    };
     let captions = captions(&scene, &mut rng);
     Item {
         name: image_name(index),
@@ -119,15 +124,20 @@ pub fn generate(options: &Options) -> Result<Summary> {
     validate(options)?;
     check_target(&options.out, options.force)?;
     let staging = Staging::beside(&options.out)?;
-    let (n, side, seed) = (options.images, options.image_size, options.seed);
+    let (n, side, seed, kind) = (
+        options.images,
+        options.image_size,
+        options.seed,
+        options.scene,
+    );
     info!(
-        "generating {n} images of {side}x{side} px with seed {seed} into {}",
+        "generating {n} images of {side}x{side} px ({kind} scenes) with seed {seed} into {}",
         staging.path.display()
     );
 
     let items: Vec<Item> = (0..n)
         .into_par_iter()
-        .map(|i| item(seed, i, side))
+        .map(|i| item(seed, i, side, kind))
         .collect();
     let splits = split::assign(n, seed);
     write_images(&staging.path, &items, side)?;
@@ -254,6 +264,23 @@ fn write_split_lists(dir: &Path, items: &[Item], splits: &[Split]) -> Result<()>
 
 fn write_readme(path: &Path, options: &Options, [train, dev, test]: [usize; 3]) -> Result<()> {
     let (n, side, seed) = (options.images, options.image_size, options.seed);
+    // The mixed scene's text (and command) predate synth.scene: they stay as they were, so
+    // the default dataset's files do not change.
+    let (shows, set_scene) = match options.scene {
+        SynthScene::Mixed => (
+            "Each image shows one large shape (circle, square, triangle, star, cross or diamond; big or
+small) or two shapes side by side, in saturated colours on a black, white or gray background. The
+captions come from five templates with a few synonyms.",
+            "",
+        ),
+        SynthScene::SmallShapes => (
+            "Each image shows three or four small shapes (circle, square, triangle, star, cross or
+diamond) in distinct cells of a 3x3 layout, in saturated colours on a black, white or gray
+background. The captions come from five templates with a few synonyms and name every shape in
+reading order.",
+            " --set synth.scene=small-shapes",
+        ),
+    };
     let text = format!(
         "{README_TITLE}
 
@@ -263,12 +290,10 @@ with header `image,caption`), and a seeded 80/10/10 split by image in the Flickr
 `Flickr_8k.trainImages.txt` ({train} images), `Flickr_8k.devImages.txt` ({dev}) and
 `Flickr_8k.testImages.txt` ({test}).
 
-Each image shows one large shape (circle, square, triangle, star, cross or diamond; big or
-small) or two shapes side by side, in saturated colours on a black, white or gray background. The
-captions come from five templates with a few synonyms. The same seed and size give the same
+{shows} The same seed and size give the same
 files; regenerate with:
 
-    synth --out <DIR> --images {n} --seed {seed} --set synth.image_size={side}
+    synth --out <DIR> --images {n} --seed {seed} --set synth.image_size={side}{set_scene}
 "
     );
     let mut file =
@@ -358,6 +383,7 @@ mod tests {
             images,
             seed,
             image_size: 64,
+            scene: SynthScene::Mixed,
             force: false,
         }
     }
@@ -398,7 +424,7 @@ mod tests {
             assert!(chunk.iter().all(|(image, _)| *image == name), "{chunk:?}");
             assert_eq!(
                 chunk.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>(),
-                item(7, index, 64).captions
+                item(7, index, 64, SynthScene::Mixed).captions
             );
             let image = image::open(out.join(IMAGES_DIR).join(&name))
                 .unwrap()
@@ -429,6 +455,32 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(siblings, vec![std::ffi::OsString::from("synth")]);
+    }
+
+    #[test]
+    fn small_shapes_run_writes_its_scenes_and_how_to_regenerate_them() {
+        let root = tempfile::tempdir().unwrap();
+        let out = root.path().join("d");
+        let small = Options {
+            scene: SynthScene::SmallShapes,
+            ..options(&out, 6, 7)
+        };
+        generate(&small).unwrap();
+        let rows = read_captions(&out);
+        for (index, chunk) in rows.chunks(PER_IMAGE).enumerate() {
+            let item = item(7, index, 64, SynthScene::SmallShapes);
+            assert!((3..=4).contains(&item.scene.shapes().len()), "{item:?}");
+            assert_eq!(
+                chunk.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>(),
+                item.captions
+            );
+        }
+        let readme = fs::read_to_string(out.join(README_FILE)).unwrap();
+        assert!(
+            readme.contains("three or four small shapes")
+                && readme.contains("--set synth.image_size=64 --set synth.scene=small-shapes\n"),
+            "{readme}"
+        );
     }
 
     #[test]
@@ -479,10 +531,10 @@ mod tests {
     fn default_seed_output_is_pinned() {
         // Regenerating the default dataset must give the same data: this fails if the order
         // of random draws, a template, or the drawing changes (update on purpose only).
-        let first = item(7, 0, 256);
+        let first = item(7, 0, 256, SynthScene::Mixed);
         let mut hash = 0xcbf2_9ce4_8422_2325_u64; // FNV-1a over the pixels of 3 images
         for i in 0..3 {
-            for byte in render(&item(7, i, 256).scene, 256).into_raw() {
+            for byte in render(&item(7, i, 256, SynthScene::Mixed).scene, 256).into_raw() {
                 hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
             }
         }
@@ -499,10 +551,47 @@ mod tests {
     ];
     const PINNED_PIXELS: &str = "e18347ed7349a663";
 
+    /// FNV-1a (64 bit) over `chunks` in order.
+    fn fnv1a<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> String {
+        let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+        for byte in chunks.into_iter().flatten() {
+            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{hash:016x}")
+    }
+
+    #[test]
+    fn default_dataset_is_pinned_over_100_images() {
+        // The values were computed outside this code, from the files of
+        // `synth --out DIR --images 100 --seed 7` (256 px) at commit 240b453: FNV-1a over the
+        // 500 captions of DIR/captions.txt joined by "\n", and over the RGB bytes of the 100
+        // decoded PNGs in name order (Python csv + PIL). `make demo`'s dataset is the same
+        // stream, so a change here moves the demo's numbers.
+        let items: Vec<Item> = (0..100)
+            .map(|i| item(7, i, 256, SynthScene::Mixed))
+            .collect();
+        let captions: Vec<&str> = items
+            .iter()
+            .flat_map(|item| item.captions.iter().map(String::as_str))
+            .collect();
+        assert_eq!(fnv1a([captions.join("\n").as_bytes()]), PINNED_100_CAPTIONS);
+        let pixels: Vec<Vec<u8>> = items
+            .iter()
+            .map(|item| render(&item.scene, 256).into_raw())
+            .collect();
+        assert_eq!(fnv1a(pixels.iter().map(Vec::as_slice)), PINNED_100_PIXELS);
+    }
+
+    const PINNED_100_CAPTIONS: &str = "af830ab50d90bf4b";
+    const PINNED_100_PIXELS: &str = "d389537753ada01b";
+
     #[test]
     fn first_images_do_not_depend_on_the_count() {
         for i in 0..10 {
-            assert_eq!(item(9, i, 128), item(9, i, 128));
+            assert_eq!(
+                item(9, i, 128, SynthScene::Mixed),
+                item(9, i, 128, SynthScene::Mixed)
+            );
         }
         let root = tempfile::tempdir().unwrap();
         let (small, large) = (root.path().join("s"), root.path().join("l"));

@@ -114,7 +114,7 @@ fn draw_shape(image: &mut RgbImage, shape: &Shape) {
 mod tests {
     use super::*;
     use crate::random::image_rng;
-    use crate::scene::{Colour, Objects, SHAPE_KINDS, Size, sample_scene};
+    use crate::scene::{Colour, Objects, SHAPE_KINDS, Size, sample_scene, sample_small_shapes};
 
     fn pixel(image: &RgbImage, (x, y): (i32, i32)) -> [u8; 3] {
         image.get_pixel(x as u32, y as u32).0
@@ -124,7 +124,11 @@ mod tests {
     fn centre_has_the_shape_colour_and_corners_the_background() {
         for side in [32u32, 64, 256] {
             for i in 0..200 {
-                let scene = sample_scene(&mut image_rng(5, i), side);
+                let scene = if i % 2 == 0 {
+                    sample_scene(&mut image_rng(5, i), side)
+                } else {
+                    sample_small_shapes(&mut image_rng(5, i), side)
+                };
                 let image = render(&scene, side);
                 for shape in scene.shapes() {
                     assert_eq!(
@@ -151,7 +155,11 @@ mod tests {
         // shape's colour. Together with the gap between boxes: two shapes never overlap.
         for i in 0..60 {
             let side = 96;
-            let scene = sample_scene(&mut image_rng(9, i), side);
+            let scene = if i % 2 == 0 {
+                sample_scene(&mut image_rng(9, i), side)
+            } else {
+                sample_small_shapes(&mut image_rng(9, i), side)
+            };
             let image = render(&scene, side);
             let shapes = scene.shapes();
             let mut painted = vec![0usize; shapes.len()];

@@ -1,6 +1,7 @@
 //! `synth`: generates the project's built-in dataset, so the whole pipeline runs without a
-//! download: images of one or two large coloured shapes on a plain background, five
-//! captions each, in the Kaggle Flickr8k layout plus Flickr8k split lists (see `dataset.rs`).
+//! download: images of one or two large coloured shapes on a plain background (or, with
+//! `--scene small-shapes`, three or four small ones), five captions each, in the Kaggle
+//! Flickr8k layout plus Flickr8k split lists (see `dataset.rs`).
 //!
 //! Everything follows from `synth.seed` (ChaCha8 streams, one per image), so a seed gives the
 //! same files on every machine.
@@ -9,6 +10,7 @@
 //! synth                                         # synth.images images into paths.dataset_dir
 //! synth --out data/synth --images 200 --seed 3  # a small set elsewhere
 //! synth --out data/synth --force                # replace an earlier synthetic set
+//! synth --out data/small --scene small-shapes   # small shapes at distinct places
 //! synth --set synth.image_size=128 --out data/synth
 //! ```
 //!
@@ -27,6 +29,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use contracts::PipelineConfig;
 use contracts::cli::CommonArgs;
+use contracts::config::Override;
 
 use crate::dataset::Options;
 
@@ -47,6 +50,11 @@ struct Cli {
     #[arg(long, value_name = "S")]
     seed: Option<u64>,
 
+    /// What the images show: "mixed" (one or two large shapes) or "small-shapes" (three or
+    /// four small ones at distinct places) [default: synth.scene, "mixed"].
+    #[arg(long, value_name = "NAME")]
+    scene: Option<String>,
+
     /// Replace DIR if it is not empty (only a dataset an earlier `synth` run wrote).
     #[arg(long)]
     force: bool,
@@ -56,30 +64,40 @@ struct Cli {
 }
 
 impl Cli {
-    /// The run's options: each flag given wins over its config key.
+    /// The flags that set config keys (checked like them, and winning over them).
+    fn overrides(&self) -> [Option<Override>; 4] {
+        [
+            Override::text_flag(
+                "--out",
+                "paths.dataset_dir",
+                self.out.as_ref().map(|p| p.display()),
+            ),
+            Override::flag("--images", "synth.images", self.images),
+            Override::flag("--seed", "synth.seed", self.seed),
+            Override::text_flag("--scene", "synth.scene", self.scene.as_ref()),
+        ]
+    }
+
+    /// The run's options.
     fn options(&self, config: &PipelineConfig) -> Options {
         Options {
-            out: self
-                .out
-                .clone()
-                .unwrap_or_else(|| config.paths.dataset_dir.clone()),
-            images: self.images.unwrap_or(config.synth.images),
-            seed: self.seed.unwrap_or(config.synth.seed),
+            out: config.paths.dataset_dir.clone(),
+            images: config.synth.images,
+            seed: config.synth.seed,
             image_size: config.synth.image_size,
+            scene: config.synth.scene,
             force: self.force,
         }
     }
 }
 
 fn main() -> ExitCode {
-    contracts::cli::exit_with(run())
-}
-
-fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    let config = cli.common.load()?;
-    dataset::generate(&cli.options(&config))?.log();
-    Ok(ExitCode::SUCCESS)
+    cli.common
+        .run(&cli.overrides(), |config| -> anyhow::Result<ExitCode> {
+            dataset::generate(&cli.options(&config))?.log();
+            Ok(ExitCode::SUCCESS)
+        })
 }
 
 #[cfg(test)]
@@ -87,15 +105,27 @@ mod tests {
     use std::path::Path;
 
     use clap::CommandFactory;
+    use contracts::config::SynthScene;
 
     use super::*;
 
-    fn options(args: &[&str]) -> Options {
+    fn load(args: &[&str]) -> (Cli, Result<PipelineConfig, contracts::ContractError>) {
         let cli =
             Cli::try_parse_from(std::iter::once("synth").chain(args.iter().copied())).unwrap();
-        let config =
-            PipelineConfig::load(Path::new("none.toml"), &cli.common.overrides, true).unwrap();
-        cli.options(&config)
+        let mut overrides: Vec<Override> = cli
+            .common
+            .overrides
+            .iter()
+            .map(|item| Override::set(item).unwrap())
+            .collect();
+        overrides.extend(cli.overrides().into_iter().flatten());
+        let config = PipelineConfig::load(Path::new("none.toml"), &overrides, true);
+        (cli, config)
+    }
+
+    fn options(args: &[&str]) -> Options {
+        let (cli, config) = load(args);
+        cli.options(&config.unwrap())
     }
 
     #[test]
@@ -110,6 +140,7 @@ mod tests {
             (o.out.as_path(), o.images, o.seed, o.image_size, o.force),
             (Path::new("data/flickr8k"), 1500, 7, 256, false)
         );
+        assert_eq!(o.scene, SynthScene::Mixed);
         let o = options(&[
             "--set",
             "synth.images=30",
@@ -117,8 +148,13 @@ mod tests {
             "synth.seed=4",
             "--set",
             "paths.dataset_dir=x",
+            "--set",
+            "synth.scene=small-shapes",
         ]);
-        assert_eq!((o.out.as_path(), o.images, o.seed), (Path::new("x"), 30, 4));
+        assert_eq!(
+            (o.out.as_path(), o.images, o.seed, o.scene),
+            (Path::new("x"), 30, 4, SynthScene::SmallShapes)
+        );
     }
 
     #[test]
@@ -128,17 +164,35 @@ mod tests {
             "synth.images=30",
             "--set",
             "synth.image_size=64",
+            "--set",
+            "synth.scene=small-shapes",
             "--images",
             "12",
             "--seed",
             "9",
             "--out",
             "d",
+            "--scene",
+            "mixed",
             "--force",
         ]);
         assert_eq!(
             (o.out.as_path(), o.images, o.seed, o.image_size, o.force),
             (Path::new("d"), 12, 9, 64, true)
+        );
+        assert_eq!(o.scene, SynthScene::Mixed);
+        assert_eq!(
+            options(&["--scene", "small-shapes"]).scene,
+            SynthScene::SmallShapes
+        );
+    }
+
+    #[test]
+    fn an_unknown_scene_is_refused_with_the_choices() {
+        assert_eq!(
+            load(&["--scene", "tiny"]).1.unwrap_err().to_string(),
+            "synth.scene = \"tiny\" (from --scene tiny) is not allowed: expected one of \
+             \"mixed\", \"small-shapes\""
         );
     }
 }

@@ -9,11 +9,14 @@ use std::path::Path;
 use anyhow::{Result, bail};
 use contracts::config::TokenizerConfig;
 use contracts::tables::{
-    CAPTIONS_FILE, TOKENS_FILE, TokenRow, VOCAB_FILE, read_captions, write_tokens, write_vocab,
+    CAPTIONS_FILE, CaptionsTable, TOKENS_FILE, TokenRow, TokensTable, VOCAB_FILE, VocabTable, read,
+    write,
 };
 use contracts::{Provenance, Split, Stage};
 
-use crate::vocab::{UNK, Vocab};
+use contracts::vocab::UNK;
+
+use crate::vocab::Vocab;
 
 /// What the tokenizer produced.
 #[derive(Debug)]
@@ -30,8 +33,9 @@ pub struct Summary {
 
 /// Reads `work_dir/captions.parquet`, writes the vocabulary and token ids next to it.
 pub fn run(work_dir: &Path, config: &TokenizerConfig) -> Result<Summary> {
+    let _lock = contracts::lock::lock_work_dir(work_dir, "tokenizer")?;
     let captions_path = work_dir.join(CAPTIONS_FILE);
-    let (captions, _) = read_captions(&captions_path)?;
+    let (captions, _) = read::<CaptionsTable>(&captions_path)?;
     let train = captions.iter().filter(|c| c.split == Split::Train);
     if train.clone().next().is_none() {
         bail!(
@@ -75,8 +79,8 @@ pub fn run(work_dir: &Path, config: &TokenizerConfig) -> Result<Summary> {
 
     let provenance =
         Provenance::new(Stage::Tokenizer, config).with_input(CAPTIONS_FILE, &captions_path)?;
-    write_vocab(&work_dir.join(VOCAB_FILE), &vocab.rows, &provenance)?;
-    write_tokens(&work_dir.join(TOKENS_FILE), &tokens, &provenance)?;
+    write::<VocabTable>(&work_dir.join(VOCAB_FILE), &vocab.rows, &provenance)?;
+    write::<TokensTable>(&work_dir.join(TOKENS_FILE), &tokens, &provenance)?;
     Ok(summary)
 }
 

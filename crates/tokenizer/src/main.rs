@@ -8,6 +8,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use contracts::PipelineConfig;
+use contracts::config::Override;
 
 #[derive(Parser)]
 #[command(
@@ -28,14 +30,15 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    contracts::cli::exit_with(run())
+    let cli = Cli::parse();
+    let flags = [
+        Override::flag("--min-count", "tokenizer.min_count", cli.min_count),
+        Override::flag("--max-len", "tokenizer.max_len", cli.max_len),
+    ];
+    cli.common.run(&flags, run)
 }
 
-fn run() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
-    let mut config = cli.common.load()?;
-    config.tokenizer.min_count = cli.min_count.unwrap_or(config.tokenizer.min_count);
-    config.tokenizer.max_len = cli.max_len.unwrap_or(config.tokenizer.max_len);
+fn run(config: PipelineConfig) -> anyhow::Result<ExitCode> {
     let summary = tokenizer::run(&config.paths.work_dir, &config.tokenizer)?;
     print!("{summary}");
     println!(

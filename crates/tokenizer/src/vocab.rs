@@ -4,12 +4,7 @@
 use std::collections::HashMap;
 
 use contracts::tables::VocabRow;
-
-pub const PAD: u32 = 0;
-pub const START: u32 = 1;
-pub const END: u32 = 2;
-pub const UNK: u32 = 3;
-pub const SPECIALS: [&str; 4] = ["<pad>", "<start>", "<end>", "<unk>"];
+use contracts::vocab::{END, SPECIAL_TOKENS, START, UNK};
 
 /// Word to id, with each id's token and train count.
 #[derive(Debug, Clone)]
@@ -38,7 +33,7 @@ impl Vocab {
         kept.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         let unknown: u64 = counts.values().filter(|c| **c < min_count).sum();
         let special_counts = [0, captions, captions, unknown];
-        let rows: Vec<VocabRow> = SPECIALS
+        let rows: Vec<VocabRow> = SPECIAL_TOKENS
             .iter()
             .zip(special_counts)
             .map(|(t, c)| (*t, c))

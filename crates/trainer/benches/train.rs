@@ -4,17 +4,21 @@
 //!     cargo bench -p trainer                      # 30 timed steps
 //!     cargo bench -p trainer -- --steps 60 --device cuda   # on a `--features cuda` build
 //!     cargo bench -p trainer -- --no-python
+//!     cargo bench -p trainer -- --attention --steps 10  # the attention model, next to
+//!                                                       # scripts/bench_attention.py
 
 use std::path::Path;
 use std::process::Command;
 
-use models::backend::{DeviceKind, run_on};
-use trainer::bench::{BenchOptions, BenchTask, synthetic_dataset};
+use contracts::config::Device;
+use models::backend::run_on;
+use trainer::bench::{AttentionBenchTask, BenchOptions, BenchTask, synthetic_dataset, with_grid};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
+    trainer::allocator::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let value = |flag: &str| {
         args.iter()
@@ -27,18 +31,28 @@ fn main() -> anyhow::Result<()> {
         options.steps = steps.parse()?;
     }
     let device = value("--device").unwrap_or_else(|| "cpu".into());
-    let kind = DeviceKind::parse(&device).map_err(anyhow::Error::msg)?;
+    let kind = match device.as_str() {
+        "cpu" => Device::Cpu,
+        "cuda" => Device::Cuda,
+        other => anyhow::bail!("--device {other}: expected cpu or cuda"),
+    };
+    if args.iter().any(|a| a == "--attention") {
+        return attention(
+            &options,
+            kind,
+            &device,
+            args.iter().any(|a| a == "--no-python"),
+        );
+    }
     let data = synthetic_dataset(&options);
-    let report = run_on(
+    let (report, scst) = run_on(
         kind,
         BenchTask {
             options: &options,
             data: &data,
         },
-    )?;
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    )??;
+    let threads = threads();
     println!(
         "burn trainer ({device}, {threads} threads): {:.1} training captions/s ({} steps of batch {}, \
          {:.3} s/step, {:.1} tokens/step), peak memory {} MiB",
@@ -51,15 +65,77 @@ fn main() -> anyhow::Result<()> {
             .peak_rss_mib
             .map_or("?".into(), |m| format!("{m:.0}")),
     );
+    println!(
+        "burn scst ({device}, {threads} threads): {:.1} sampled captions/s ({} steps of {} images x 5 \
+         samples, {:.3} s/step against {:.3} s/step for cross-entropy)",
+        scst.captions_per_s,
+        scst.steps,
+        options.batch_size / 5,
+        scst.seconds / scst.steps as f64,
+        report.seconds / report.steps as f64,
+    );
     if args.iter().any(|a| a == "--no-python") || device != "cpu" {
         return Ok(());
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench_trainer.py");
+    compare_with_pytorch("bench_trainer.py", &options, report.captions_per_s);
+    Ok(())
+}
+
+/// The attention model's training speed and peak memory, with its grid in a temp file as in
+/// training; the same model in PyTorch (`scripts/bench_attention.py`) unless `no_python`.
+fn attention(
+    options: &BenchOptions,
+    kind: Device,
+    device: &str,
+    no_python: bool,
+) -> anyhow::Result<()> {
+    let temp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
+    let data = with_grid(synthetic_dataset(options), options.seed, temp.path())?;
+    let report = run_on(
+        kind,
+        AttentionBenchTask {
+            options,
+            data: &data,
+        },
+    )??;
+    let threads = threads();
+    println!(
+        "burn attention trainer ({device}, {threads} threads): {:.1} training captions/s ({} steps of batch {}, \
+         {:.3} s/step, grid of {} images in a temp file), peak memory {} MiB",
+        report.captions_per_s,
+        report.steps,
+        options.batch_size,
+        report.seconds / report.steps as f64,
+        options.images,
+        report
+            .peak_rss_mib
+            .map_or("?".into(), |m| format!("{m:.0}")),
+    );
+    if !no_python && device == "cpu" {
+        compare_with_pytorch("bench_attention.py", options, report.captions_per_s);
+    }
+    Ok(())
+}
+
+/// The threads burn's CPU backend and the PyTorch side use: one per core.
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Runs the PyTorch side `script` with the same steps and threads, prints its line and the
+/// ratio of `ours` (captions/s) to it.
+fn compare_with_pytorch(script: &str, options: &BenchOptions, ours: f64) {
+    let threads = threads();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scripts")
+        .join(script);
     let output = Command::new("python3")
         .arg(&script)
         .args([
             "--steps",
             &options.steps.to_string(),
+            "--warmup",
+            &options.warmup.to_string(),
             "--threads",
             &threads.to_string(),
         ])
@@ -74,7 +150,7 @@ fn main() -> anyhow::Result<()> {
                 .find(|(_, next)| *next == "training")
                 .and_then(|(number, _)| number.parse::<f64>().ok());
             if let Some(torch) = torch {
-                println!("ratio burn / pytorch: {:.2}", report.captions_per_s / torch);
+                println!("ratio burn / pytorch: {:.2}", ours / torch);
             }
         }
         Ok(out) => eprintln!(
@@ -84,5 +160,4 @@ fn main() -> anyhow::Result<()> {
         ),
         Err(e) => eprintln!("python3 not available ({e}): skipping the PyTorch reference"),
     }
-    Ok(())
 }

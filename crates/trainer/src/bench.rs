@@ -7,19 +7,24 @@
 //! steps the trainer runs (fused loss and gradients, global-norm clipping, Adam) after a few
 //! warm-up steps.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
-use contracts::PipelineConfig;
-use contracts::tables::FEATURE_DIM;
+use contracts::config::DecoderKind;
+use contracts::grid::{GridShape, GridStore};
+use contracts::tables::{FEATURE_DIM, Features};
+use contracts::vocab::{END, SPECIALS, START};
+use contracts::{FeatureSet, PipelineConfig, Vocabulary};
+use metrics::CiderD;
 use models::backend::BackendTask;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::data::{Caption, Dataset, InputHashes, length_buckets};
-use crate::train::{Train, adam, model_config, train_step};
+use crate::trainer::{Trainer, reference_views};
 
 /// The benchmark's data and schedule.
 #[derive(Debug, Clone)]
@@ -67,35 +72,49 @@ pub struct BenchReport {
 /// Random captions and features shaped like Flickr8k's.
 pub fn synthetic_dataset(options: &BenchOptions) -> Dataset {
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
-    let vocab = (0..options.vocab).map(|i| format!("w{i}")).collect();
+    let words = options.vocab.saturating_sub(SPECIALS as usize);
+    let vocab = Vocabulary::with_words((0..words).map(|i| format!("w{i}")));
     let features = (0..options.images * FEATURE_DIM)
         .map(|_| rng.random::<f32>())
         .collect();
-    let train = (0..options.captions)
+    let train: Vec<Caption> = (0..options.captions)
         .map(|i| {
             // Box-Muller: N(13, 4) tokens, clamped to [4, max_tokens].
             let (u, v): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
             let normal = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
             let length = ((13.0 + 4.0 * normal) as usize).clamp(4, options.max_tokens);
-            let mut tokens = vec![decoder::START];
-            tokens.extend(
-                (2..length).map(|_| rng.random_range(decoder::SPECIALS..options.vocab as u32)),
-            );
-            tokens.push(decoder::END);
+            let mut tokens = vec![START];
+            tokens.extend((2..length).map(|_| rng.random_range(SPECIALS..options.vocab as u32)));
+            tokens.push(END);
             Caption {
                 image: i % options.images,
                 tokens,
             }
         })
         .collect();
-    Dataset {
-        vocab,
+    let features = Features {
         images: (0..options.images).map(|i| format!("{i}.jpg")).collect(),
         features,
+    };
+    // Each image's captions as its references, for the self-critical rewards.
+    let mut train_references: Vec<Vec<Vec<String>>> = vec![Vec::new(); options.images];
+    for caption in &train {
+        let words = caption.tokens[1..caption.tokens.len() - 1]
+            .iter()
+            .map(|&id| vocab.token(id).unwrap_or_default().to_string())
+            .collect();
+        train_references[caption.image].push(words);
+    }
+    Dataset {
+        vocab,
+        features: FeatureSet::from_features(features),
+        grid: None,
         train,
         val: Vec::new(),
         val_images: Vec::new(),
         val_references: Vec::new(),
+        train_images: (0..options.images).collect(),
+        train_references,
         hashes: InputHashes {
             vocab: String::new(),
             tokens: String::new(),
@@ -112,66 +131,71 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// The benchmark as a task for [`models::backend::run_on`].
+/// The benchmark as a task for [`models::backend::run_on`]: cross-entropy steps, then
+/// self-critical ones on the same model.
 pub struct BenchTask<'a> {
     pub options: &'a BenchOptions,
     pub data: &'a Dataset,
 }
 
 impl BackendTask for BenchTask<'_> {
-    type Output = Result<BenchReport>;
+    type Output = Result<(BenchReport, BenchReport)>;
 
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
-        run::<B>(self.options, self.data, &device)
+        Ok((
+            run::<B>(self.options, self.data, &device)?,
+            run_scst::<B>(self.options, self.data, &device)?,
+        ))
     }
 }
 
-/// Times `options.steps` training steps of the default model on `data`.
-pub fn run<B: Backend>(
-    options: &BenchOptions,
-    data: &Dataset,
-    device: &B::Device,
-) -> Result<BenchReport> {
+/// The attention model's benchmark as a task for [`models::backend::run_on`].
+pub struct AttentionBenchTask<'a> {
+    pub options: &'a BenchOptions,
+    pub data: &'a Dataset,
+}
+
+impl BackendTask for AttentionBenchTask<'_> {
+    type Output = Result<BenchReport>;
+
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+        run_attention::<B>(self.options, self.data, &device)
+    }
+}
+
+/// The benchmark's configuration: the defaults, with its batch size and seed.
+fn bench_config(options: &BenchOptions) -> PipelineConfig {
     let mut config = PipelineConfig::default();
     config.trainer.batch_size = options.batch_size;
-    let model_config = model_config(&config, data.vocab.len());
-    let stats = data.train_feature_stats()?;
-    let mut model = model_config.init::<Train<B>>(&stats, options.seed, device)?;
-    let mut optim = adam(&config.trainer).init();
-    let features = Tensor::<B, 2>::from_data(
-        TensorData::new(data.features.clone(), [data.images.len(), FEATURE_DIM]),
-        device,
-    );
-    let lengths: Vec<usize> = data.train.iter().map(|c| c.tokens.len()).collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
-    let batches = length_buckets(&lengths, options.batch_size, &mut rng);
+    config.trainer.seed = options.seed;
+    config
+}
+
+/// Runs `step` on `warmup + steps` of `batches` (cycled) and times the last `steps`. A step
+/// returns the trainer, its loss, and the captions and tokens it trained on.
+fn timed<'a, 'b, B: Backend>(
+    options: &BenchOptions,
+    mut run: Trainer<'a, B>,
+    batches: &[&'b [usize]],
+    mut step: impl FnMut(Trainer<'a, B>, &'b [usize]) -> (Trainer<'a, B>, f64, usize, usize),
+) -> Result<BenchReport> {
     let (mut captions, mut tokens) = (0, 0);
     let mut started = Instant::now();
-    for (step, batch) in batches
+    for (i, &batch) in batches
         .iter()
         .cycle()
         .take(options.warmup + options.steps)
         .enumerate()
     {
-        if step == options.warmup {
+        if i == options.warmup {
             started = Instant::now();
             (captions, tokens) = (0, 0);
         }
-        let (next, loss, batch_tokens) = train_step(
-            model,
-            &mut optim,
-            &features,
-            &data.train,
-            batch,
-            config.trainer.learning_rate,
-            config.trainer.clip_norm,
-            &mut rng,
-            device,
-        );
+        let (loss, step_captions, step_tokens);
+        (run, loss, step_captions, step_tokens) = step(run, batch);
         anyhow::ensure!(loss.is_finite(), "benchmark loss is {loss}");
-        model = next;
-        captions += batch.len();
-        tokens += batch_tokens;
+        captions += step_captions;
+        tokens += step_tokens;
     }
     let seconds = started.elapsed().as_secs_f64();
     Ok(BenchReport {
@@ -181,5 +205,86 @@ pub fn run<B: Backend>(
         seconds,
         captions_per_s: captions as f64 / seconds,
         peak_rss_mib: peak_rss_mib(),
+    })
+}
+
+/// Times `options.steps` self-critical steps (5 samples of each of `batch_size / 5` images,
+/// CIDEr-D rewards against the image's captions, mean baseline); `captions` counts samples.
+pub fn run_scst<B: Backend>(
+    options: &BenchOptions,
+    data: &Dataset,
+    device: &B::Device,
+) -> Result<BenchReport> {
+    let config = bench_config(options);
+    let run = Trainer::<B>::start(&config, data, std::slice::from_ref(device))?;
+    let references = reference_views(&data.train_references);
+    let scorer = CiderD::new(&references);
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+    let images: Vec<usize> = (0..data.train_images.len()).collect();
+    let per_step = (options.batch_size / config.trainer.scst_samples).max(1);
+    let batches: Vec<&[usize]> = images.chunks(per_step).collect();
+    timed(options, run, &batches, |run, batch| {
+        let (run, outcome) = run.scst_step(batch, &scorer, &mut rng);
+        let samples = outcome.rewards.rewards.len();
+        (run, outcome.loss, samples, outcome.tokens)
+    })
+}
+
+/// `data` with a random 7x7 grid for every image (2048 channels, 400 KB an image: 2.4 GB for
+/// 6,000 images) in a [`GridStore`] whose temp file is in `temp_dir`, as the trainer keeps the
+/// grid of a real dataset: the benchmark's peak memory shows it is not held in memory.
+pub fn with_grid(mut data: Dataset, seed: u64, temp_dir: &Path) -> Result<Dataset> {
+    let shape = GridShape {
+        channels: FEATURE_DIM,
+        height: 7,
+        width: 7,
+    };
+    let store = GridStore::create(shape, data.features.len(), temp_dir)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut row = vec![0f32; shape.len()];
+    for image in 0..data.features.len() {
+        row.iter_mut().for_each(|x| *x = rng.random());
+        store.put(image, &row)?;
+    }
+    data.grid = Some(Arc::new(store));
+    Ok(data)
+}
+
+/// Times `options.steps` training steps of the attention model (`[model]` defaults,
+/// `decoder = "attention"`) on `data`, which needs a grid ([`with_grid`]).
+pub fn run_attention<B: Backend>(
+    options: &BenchOptions,
+    data: &Dataset,
+    device: &B::Device,
+) -> Result<BenchReport> {
+    let mut config = bench_config(options);
+    config.model.decoder = DecoderKind::Attention;
+    time_steps::<B>(options, &config, data, device)
+}
+
+/// Times `options.steps` training steps of the default model on `data`.
+pub fn run<B: Backend>(
+    options: &BenchOptions,
+    data: &Dataset,
+    device: &B::Device,
+) -> Result<BenchReport> {
+    time_steps::<B>(options, &bench_config(options), data, device)
+}
+
+fn time_steps<B: Backend>(
+    options: &BenchOptions,
+    config: &PipelineConfig,
+    data: &Dataset,
+    device: &B::Device,
+) -> Result<BenchReport> {
+    let run = Trainer::<B>::start(config, data, std::slice::from_ref(device))?;
+    let lengths: Vec<usize> = data.train.iter().map(|c| c.tokens.len()).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+    let batches = length_buckets(&lengths, options.batch_size, &mut rng);
+    let batches: Vec<&[usize]> = batches.iter().map(Vec::as_slice).collect();
+    let learning_rate = config.trainer.learning_rate;
+    timed(options, run, &batches, |run, batch| {
+        let (run, loss) = run.step(batch, learning_rate, &mut rng);
+        (run, loss.loss, batch.len(), loss.tokens)
     })
 }

@@ -6,23 +6,20 @@
 //! a feature vector and be a well-formed `<start> .. <end>` sequence over the vocabulary; the
 //! error names the image otherwise.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail, ensure};
-use contracts::parquet_io::dataset_parts;
+use contracts::grid::GridStore;
+use contracts::parquet_io::read_provenance;
 use contracts::provenance::content_hash;
-use contracts::tables::{
-    CAPTIONS_FILE, FEATURE_DIM, FEATURES_DIR, TOKENS_FILE, VOCAB_FILE, read_captions,
-    read_features, read_tokens, read_vocab,
-};
-use contracts::{Provenance, Split, Stage};
-use decoder::{END, FeatureStats, SPECIALS, START};
+use contracts::tables::{CAPTIONS_FILE, CaptionRow, CaptionsTable, FEATURE_DIM, TokensTable, read};
+use contracts::vocab::{END, START};
+use contracts::{FeatureSet, Provenance, Split, Stage, Vocabulary, WorkDir};
+use decoder::{FeatureStats, StatsAccumulator};
 use rand::Rng;
 use rand::seq::SliceRandom;
-
-/// The four special tokens at ids 0..3, as the tokenizer writes them.
-const SPECIAL_TOKENS: [&str; 4] = ["<pad>", "<start>", "<end>", "<unk>"];
 
 /// Reference captions of one image, each split into words.
 pub type References = Vec<Vec<String>>;
@@ -47,38 +44,34 @@ pub struct InputHashes {
 /// Everything training reads, in memory.
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    /// Token of each id.
-    pub vocab: Vec<String>,
-    /// Image name of each feature row.
-    pub images: Vec<String>,
-    /// `[images, FEATURE_DIM]` row-major raw feature vectors.
-    pub features: Vec<f32>,
+    pub vocab: Vocabulary,
+    /// The feature vectors of the train and val images.
+    pub features: FeatureSet,
+    /// Their grids, row for row (attention decoder), in a temp file: never in memory whole.
+    pub grid: Option<Arc<GridStore>>,
     pub train: Vec<Caption>,
     pub val: Vec<Caption>,
     /// Feature rows of the val images, in name order.
     pub val_images: Vec<usize>,
     /// The clean val captions of each of `val_images`, split on spaces.
     pub val_references: Vec<References>,
+    /// The same for the train images (self-critical training's rewards).
+    pub train_images: Vec<usize>,
+    pub train_references: Vec<References>,
     pub hashes: InputHashes,
 }
 
 impl Dataset {
-    /// Reads and checks the inputs under `work_dir`.
-    pub fn load(work_dir: &Path) -> Result<Self> {
-        let vocab_path = work_dir.join(VOCAB_FILE);
-        let tokens_path = work_dir.join(TOKENS_FILE);
-        let features_dir = work_dir.join(FEATURES_DIR);
-        let captions_path = work_dir.join(CAPTIONS_FILE);
+    /// Reads and checks the inputs under `work`, and the grid with `grid`.
+    pub fn load(work: &WorkDir, grid: bool) -> Result<Self> {
+        let vocab_path = work.vocab();
+        let tokens_path = work.tokens();
+        let features_dir = work.features();
+        let captions_path = work.captions();
 
-        let (vocab_rows, vocab_provenance) = read_vocab(&vocab_path)?;
-        let vocab = check_vocab(
-            &vocab_path,
-            vocab_rows
-                .into_iter()
-                .map(|r| (r.token_id, r.token))
-                .collect(),
-        )?;
-        let (token_rows, tokens_provenance) = read_tokens(&tokens_path)?;
+        let vocab = Vocabulary::read(&vocab_path)?;
+        let vocab_provenance = read_provenance(&vocab_path)?;
+        let (token_rows, tokens_provenance) = read::<TokensTable>(&tokens_path)?;
         // Token ids and references must come from the captions.parquet on disk now.
         for (path, provenance) in [
             (&vocab_path, &vocab_provenance),
@@ -87,34 +80,27 @@ impl Dataset {
             require_captions(path, provenance.as_ref(), &captions_path)?;
         }
 
-        let parts = dataset_parts(&features_dir)?;
-        if parts.is_empty() {
-            bail!(
-                "{}: no part-*.parquet files; run the featurizer stage (`make features`)",
-                features_dir.display()
-            );
-        }
-        let mut images = Vec::new();
-        let mut features = Vec::new();
-        for part in &parts {
-            let (part_features, _) = read_features(part)?;
-            images.extend(part_features.images);
-            features.extend(part_features.features);
-        }
-        let mut row_of: HashMap<&str, usize> = HashMap::with_capacity(images.len());
-        for (row, image) in images.iter().enumerate() {
-            if row_of.insert(image, row).is_some() {
-                bail!(
-                    "{}: image {image} has more than one feature vector",
-                    features_dir.display()
-                );
-            }
-        }
+        let wanted: HashSet<&str> = token_rows
+            .iter()
+            .filter(|r| r.split != Split::Test)
+            .map(|r| r.image.as_str())
+            .collect();
+        let features = FeatureSet::read(&features_dir, |image| wanted.contains(image))?;
 
         let mut train = Vec::new();
         let mut val = Vec::new();
-        for row in token_rows {
-            let Some(&image) = row_of.get(row.image.as_str()) else {
+        for row in &token_rows {
+            check_caption(
+                &tokens_path,
+                &row.image,
+                row.caption_idx,
+                &row.token_ids,
+                vocab.len(),
+            )?;
+            if row.split == Split::Test {
+                continue;
+            }
+            let Some(image) = features.row_of(&row.image) else {
                 bail!(
                     "{}: image {} (caption {}) has no feature vector in {}; rerun the featurizer stage \
                      (`make features`) or the tokenizer stage (`make tokens`)",
@@ -124,16 +110,9 @@ impl Dataset {
                     features_dir.display()
                 );
             };
-            check_caption(
-                &tokens_path,
-                &row.image,
-                row.caption_idx,
-                &row.token_ids,
-                vocab.len(),
-            )?;
             let caption = Caption {
                 image,
-                tokens: row.token_ids,
+                tokens: row.token_ids.clone(),
             };
             match row.split {
                 Split::Train => train.push(caption),
@@ -154,7 +133,26 @@ impl Dataset {
             tokens_path.display()
         );
 
-        let (val_images, val_references) = val_references(&captions_path, &val, &images)?;
+        let (captions, _) = read::<CaptionsTable>(&captions_path)?;
+        let (val_images, val_references) = references(
+            &captions_path,
+            &captions,
+            Split::Val,
+            &val,
+            features.images(),
+        )?;
+        let (train_images, train_references) = references(
+            &captions_path,
+            &captions,
+            Split::Train,
+            &train,
+            features.images(),
+        )?;
+        let grid = if grid {
+            Some(Arc::new(load_grid(work, &features)?))
+        } else {
+            None
+        };
         let hashes = InputHashes {
             vocab: content_hash(&vocab_path)?,
             tokens: content_hash(&tokens_path)?,
@@ -162,58 +160,79 @@ impl Dataset {
         };
         Ok(Self {
             vocab,
-            images,
             features,
+            grid,
             train,
             val,
             val_images,
             val_references,
+            train_images,
+            train_references,
             hashes,
         })
     }
 
-    /// Standardisation statistics of the train split's images (each image once).
+    /// Standardisation statistics of the train split's images (each image once): of the
+    /// pooled vectors, or of the grid's channels over every region when there is a grid.
     pub fn train_feature_stats(&self) -> Result<FeatureStats> {
         let mut rows: Vec<usize> = self.train.iter().map(|c| c.image).collect();
         rows.sort_unstable();
         rows.dedup();
-        Ok(FeatureStats::from_rows(
-            FEATURE_DIM,
-            rows.iter().map(|&r| self.feature_row(r)),
-        )?)
-    }
-
-    pub fn feature_row(&self, row: usize) -> &[f32] {
-        &self.features[row * FEATURE_DIM..(row + 1) * FEATURE_DIM]
+        let Some(grid) = &self.grid else {
+            return Ok(FeatureStats::from_rows(
+                FEATURE_DIM,
+                rows.iter().map(|&r| self.features.row(r)),
+            )?);
+        };
+        let channels = grid.shape().channels;
+        let mut stats = StatsAccumulator::new(channels);
+        for chunk in rows.chunks(64) {
+            for region in grid.read(chunk)?.chunks(channels) {
+                stats.add(region)?;
+            }
+        }
+        Ok(stats.finish()?)
     }
 }
 
-/// Checks ids are 0..n in order with the four specials first; returns the tokens by id.
-fn check_vocab(path: &Path, mut rows: Vec<(u32, String)>) -> Result<Vec<String>> {
-    rows.sort_by_key(|(id, _)| *id);
-    for (expected, (id, _)) in rows.iter().enumerate() {
-        ensure!(
-            *id as usize == expected,
-            "{}: token ids must be 0..{} without gaps, found id {id} at position {expected}; rerun the \
-             tokenizer stage (`make tokens`)",
-            path.display(),
-            rows.len()
+/// The grids of the images of `features`, row for row, after checking they come from the
+/// same network settings as the pooled vectors.
+fn load_grid(work: &WorkDir, features: &FeatureSet) -> Result<GridStore> {
+    let dir = work.grid();
+    let started = std::time::Instant::now();
+    let store = GridStore::build(&dir, features.images(), work.root())?;
+    let grid_settings = contracts::EncoderSettings::from_part_config(
+        &read_grid_provenance(&dir)?
+            .map(|p| p.config)
+            .unwrap_or_default(),
+    )?;
+    if let (Some(grid), Some(pooled)) = (&grid_settings, features.encoder())
+        && grid != pooled
+    {
+        bail!(
+            "{}: the grid was made with other encoder settings ({grid:?}) than features/ ({pooled:?}); \
+             rerun the featurizer stage (`make features`)",
+            dir.display()
         );
     }
-    for (id, special) in SPECIAL_TOKENS.iter().enumerate() {
-        let found = rows.get(id).map(|(_, t)| t.as_str());
-        ensure!(
-            found == Some(*special),
-            "{}: id {id} must be {special}, found {found:?}; rerun the tokenizer stage (`make tokens`)",
-            path.display()
-        );
-    }
-    ensure!(
-        rows.len() > SPECIALS as usize,
-        "{}: the vocabulary has no words",
-        path.display()
+    tracing::info!(
+        "kept the {} grids {} of {} images in a temp file ({:.1} GB) in {:.1} s",
+        store.shape(),
+        store.len(),
+        features.len(),
+        (store.len() * store.shape().len() * 4) as f64 / 1e9,
+        started.elapsed().as_secs_f64()
     );
-    Ok(rows.into_iter().map(|(_, t)| t).collect())
+    Ok(store)
+}
+
+/// The provenance of the first grid part.
+fn read_grid_provenance(dir: &Path) -> Result<Option<Provenance>> {
+    let parts = contracts::dataset::dataset_parts(dir)?;
+    match parts.first() {
+        Some(part) => Ok(read_provenance(part)?),
+        None => Ok(None),
+    }
 }
 
 fn check_caption(
@@ -252,36 +271,37 @@ fn require_captions(path: &Path, provenance: Option<&Provenance>, captions: &Pat
     Ok(())
 }
 
-/// The val images (feature rows, sorted by name) and their clean reference captions.
-fn val_references(
+/// The images of `split` (feature rows, sorted by name) and their clean reference captions.
+fn references(
     captions_path: &Path,
-    val: &[Caption],
+    rows: &[CaptionRow],
+    split: Split,
+    tokenized: &[Caption],
     images: &[String],
 ) -> Result<(Vec<usize>, Vec<References>)> {
-    let (rows, _) = read_captions(captions_path)?;
     let mut references: HashMap<&str, Vec<Vec<String>>> = HashMap::new();
-    for row in rows.iter().filter(|r| r.split == Split::Val) {
+    for row in rows.iter().filter(|r| r.split == split) {
         let words: Vec<String> = row.clean.split_whitespace().map(str::to_string).collect();
         references
             .entry(row.image.as_str())
             .or_default()
             .push(words);
     }
-    let mut val_images: Vec<usize> = val.iter().map(|c| c.image).collect();
-    val_images.sort_unstable_by(|a, b| images[*a].cmp(&images[*b]));
-    val_images.dedup();
-    let mut out = Vec::with_capacity(val_images.len());
-    for &row in &val_images {
+    let mut split_images: Vec<usize> = tokenized.iter().map(|c| c.image).collect();
+    split_images.sort_unstable_by(|a, b| images[*a].cmp(&images[*b]));
+    split_images.dedup();
+    let mut out = Vec::with_capacity(split_images.len());
+    for &row in &split_images {
         let refs = references.remove(images[row].as_str()).with_context(|| {
             format!(
-                "{}: val image {} has no captions here but has tokens; rerun the tokenizer stage (`make tokens`)",
+                "{}: {split} image {} has no captions here but has tokens; rerun the tokenizer stage (`make tokens`)",
                 captions_path.display(),
                 images[row]
             )
         })?;
         out.push(refs);
     }
-    Ok((val_images, out))
+    Ok((split_images, out))
 }
 
 /// Cuts captions (given by their token counts) into batches of similar length: sorted by
@@ -340,30 +360,6 @@ mod tests {
             batches,
             length_buckets(&lengths, 64, &mut ChaCha8Rng::seed_from_u64(8))
         );
-    }
-
-    #[test]
-    fn vocab_must_start_with_the_specials() {
-        let rows = |tokens: &[&str]| {
-            tokens
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (i as u32, t.to_string()))
-                .collect()
-        };
-        assert!(
-            check_vocab(
-                Path::new("v"),
-                rows(&["<pad>", "<start>", "<end>", "<unk>", "a"])
-            )
-            .is_ok()
-        );
-        let err = check_vocab(
-            Path::new("v"),
-            rows(&["<start>", "<pad>", "<end>", "<unk>", "a"]),
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("<pad>"), "{err}");
     }
 
     #[test]

@@ -8,9 +8,11 @@ use std::sync::OnceLock;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Tensor, TensorData};
-use contracts::tables::{FEATURE_DIM, TokenRow};
+use contracts::WorkDir;
+use contracts::config::DecoderKind;
+use contracts::tables::{FEATURE_DIM, TokenRow, VocabTable};
 use contracts::{PipelineConfig, Split};
-use decoder::{CaptionModel, Skipped, greedy, load_checkpoint, load_trained};
+use decoder::{Captioner, Images, Skipped, Trainable, greedy, load_captioner, load_checkpoint};
 use trainer::{TrainOptions, TrainSummary};
 
 type B = models::backend::Cpu;
@@ -52,9 +54,11 @@ fn trained() -> &'static (common::Fixture, TrainSummary) {
 /// Greedy captions (as text) of the fixture's test images, with their attribute triples.
 fn test_captions(fixture: &common::Fixture) -> Vec<(String, [usize; 3], Vec<String>)> {
     let device = Default::default();
-    let (model, info): (CaptionModel<B>, _) = load_trained(&fixture.model_dir(), &device).unwrap();
-    assert_eq!(info.model.vocab_size, common::vocab_rows(&[]).len());
-    let vocab = common::vocab_rows(&[]);
+    let trained = load_captioner::<B>(&WorkDir::new(fixture.work_dir()), &device).unwrap();
+    assert_eq!(
+        trained.info.model.vocab_size(),
+        common::vocab_rows(&[]).len()
+    );
     let rows: Vec<usize> = (0..fixture.images.len())
         .filter(|&i| fixture.images[i].split == Split::Test)
         .collect();
@@ -64,21 +68,97 @@ fn test_captions(fixture: &common::Fixture) -> Vec<(String, [usize; 3], Vec<Stri
         .collect();
     let features =
         Tensor::<B, 2>::from_data(TensorData::new(values, [rows.len(), FEATURE_DIM]), &device);
-    let captions = greedy(&model, features, 12, true);
+    let captions = greedy(&trained.model, &Images::pooled(features), 12, true);
     rows.iter()
         .zip(captions)
         .map(|(&i, ids)| {
-            let words: Vec<&str> = ids
-                .iter()
-                .map(|&id| vocab[id as usize].token.as_str())
-                .collect();
             (
-                words.join(" "),
+                trained.vocab.caption(&ids).unwrap(),
                 fixture.images[i].attributes,
                 fixture.images[i].captions(),
             )
         })
         .collect()
+}
+
+/// Corpus BLEU-4 of greedy test captions against their references.
+fn test_bleu4(captions: &[(String, [usize; 3], Vec<String>)]) -> f64 {
+    let hypotheses: Vec<Vec<&str>> = captions
+        .iter()
+        .map(|(c, _, _)| c.split(' ').collect())
+        .collect();
+    let references: Vec<Vec<Vec<&str>>> = captions
+        .iter()
+        .map(|(_, _, refs)| refs.iter().map(|r| r.split(' ').collect()).collect())
+        .collect();
+    metrics::corpus_bleu4(&hypotheses, &references).unwrap()
+}
+
+#[test]
+fn the_attention_model_learns_from_a_grid_whose_regions_carry_the_answer() {
+    let fixture = common::dataset_with_grid([6, 1, 2], 5);
+    let mut config = fixture.config(14);
+    config.model.decoder = DecoderKind::Attention;
+    config.model.attention_dim = 16;
+    let summary = train(&config, false).unwrap();
+    let device = Default::default();
+    let work = WorkDir::new(fixture.work_dir());
+    let trained = load_captioner::<B>(&work, &device).unwrap();
+    assert_eq!(trained.info.model.kind(), DecoderKind::Attention);
+    let test: Vec<String> = fixture
+        .images
+        .iter()
+        .filter(|i| i.split == Split::Test)
+        .map(|i| i.name.clone())
+        .collect();
+    let store = contracts::grid::GridStore::build(&work.grid(), &test, work.root()).unwrap();
+    let shape = store.shape();
+    let rows: Vec<usize> = (0..test.len()).collect();
+    let grid = Tensor::<B, 3>::from_data(
+        TensorData::new(
+            store.read(&rows).unwrap(),
+            [test.len(), shape.regions(), shape.channels],
+        ),
+        &device,
+    );
+    let index: Vec<usize> = (0..fixture.images.len())
+        .filter(|&i| fixture.images[i].split == Split::Test)
+        .collect();
+    let pooled: Vec<f32> = index
+        .iter()
+        .flat_map(|&i| fixture.feature(i).to_vec())
+        .collect();
+    let images = Images {
+        pooled: Tensor::from_data(TensorData::new(pooled, [test.len(), FEATURE_DIM]), &device),
+        grid: Some(grid),
+    };
+    let (captions, attention): (Vec<Vec<u32>>, Vec<Vec<Vec<f32>>>) =
+        decoder::greedy_attended(&trained.model, &images, 12, true)
+            .into_iter()
+            .unzip();
+    let captions: Vec<(String, [usize; 3], Vec<String>)> = index
+        .iter()
+        .zip(&captions)
+        .map(|(&i, ids)| {
+            (
+                trained.vocab.caption(ids).unwrap(),
+                fixture.images[i].attributes,
+                fixture.images[i].captions(),
+            )
+        })
+        .collect();
+    let bleu = test_bleu4(&captions);
+    assert!(
+        bleu >= 0.9,
+        "test BLEU-4 {bleu:.3}; history {:#?}; captions {:#?}",
+        summary.history,
+        captions.iter().map(|(c, _, _)| c).collect::<Vec<_>>()
+    );
+    // One map per word over the 4 regions.
+    for (ids, maps) in captions.iter().zip(&attention) {
+        assert_eq!(ids.0.split(' ').count(), maps.len());
+        assert!(maps.iter().all(|m| m.len() == 4));
+    }
 }
 
 #[test]
@@ -143,7 +223,7 @@ fn distinct_images_get_distinct_captions() {
 }
 
 #[test]
-fn same_seed_gives_identical_metrics_and_weights() {
+fn same_seed_gives_identical_metrics_weights_and_checkpoint_files() {
     let fixture = common::dataset([2, 1, 0], 5);
     let other = tempfile::tempdir().unwrap();
     let config = fixture.config(2);
@@ -155,10 +235,16 @@ fn same_seed_gives_identical_metrics_and_weights() {
     let mut config = config.clone();
     config.paths.work_dir = other.path().to_path_buf();
     train(&config, false).unwrap();
-    let model_dir = other.path().join(trainer::MODEL_DIR);
+    let model_dir = other.path().join(contracts::artifacts::MODEL_DIR);
     assert_eq!(common::metrics_without_timing(&model_dir), first);
     assert_eq!(weights(&model_dir.join("last.mpk")), first_weights);
     assert_eq!(first.len(), 3);
+    // Byte for byte: no timings, random parameter ids or hash-map order in a checkpoint.
+    for name in ["best.mpk", "last.mpk"] {
+        let a = std::fs::read(fixture.model_dir().join(name)).unwrap();
+        let b = std::fs::read(model_dir.join(name)).unwrap();
+        assert!(a == b, "{name} differs between two runs with the same seed");
+    }
 }
 
 #[test]
@@ -182,7 +268,7 @@ fn resume_gives_the_same_result_as_an_uninterrupted_run() {
     let mut config = config.clone();
     config.paths.work_dir = straight.path().to_path_buf();
     train(&config, false).unwrap();
-    let straight_dir = straight.path().join(trainer::MODEL_DIR);
+    let straight_dir = straight.path().join(contracts::artifacts::MODEL_DIR);
     assert_eq!(
         common::metrics_without_timing(&interrupted.model_dir()),
         common::metrics_without_timing(&straight_dir)
@@ -195,10 +281,78 @@ fn resume_gives_the_same_result_as_an_uninterrupted_run() {
         weights(&interrupted.model_dir().join("best.mpk")),
         weights(&straight_dir.join("best.mpk"))
     );
+    // The timings of the epoch before the interruption survive in metrics.csv.
+    let csv = std::fs::read_to_string(interrupted.model_dir().join("metrics.csv")).unwrap();
+    for line in csv.lines() {
+        let timing: Vec<&str> = line.rsplit(',').take(2).collect();
+        assert!(timing.iter().all(|field| !field.is_empty()), "{line}");
+    }
 
     // Resuming a finished run trains nothing.
     let again = train(&config, true).unwrap();
     assert_eq!(again.epochs_run, 0);
+}
+
+/// The fixture with one cross-entropy epoch and `scst` self-critical ones.
+fn scst_config(fixture: &common::Fixture, scst: usize) -> PipelineConfig {
+    let mut config = fixture.config(1);
+    config.trainer.scst_epochs = scst;
+    config.trainer.scst_samples = 3;
+    config.trainer.scst_learning_rate = 1e-3;
+    config
+}
+
+#[test]
+fn self_critical_epochs_are_deterministic_and_resume_exactly() {
+    let fixture = common::dataset([2, 1, 0], 12);
+    let summary = train(&scst_config(&fixture, 2), false).unwrap();
+    assert_eq!(summary.history.len(), 3);
+    let csv = std::fs::read_to_string(fixture.model_dir().join("metrics.csv")).unwrap();
+    let phases: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(phases, ["xe", "scst", "scst"]);
+    for line in csv.lines().skip(2) {
+        let fields: Vec<&str> = line.split(',').collect();
+        assert!(!fields[7].is_empty() && !fields[8].is_empty(), "{line}");
+    }
+
+    // The same seed elsewhere: the same bytes.
+    let again = tempfile::tempdir().unwrap();
+    common::write_inputs(again.path(), &fixture.images, &fixture.features, &[]);
+    let mut config = scst_config(&fixture, 2);
+    config.paths.work_dir = again.path().to_path_buf();
+    train(&config, false).unwrap();
+    let again_dir = again.path().join(contracts::artifacts::MODEL_DIR);
+    for name in ["best.mpk", "last.mpk"] {
+        let a = std::fs::read(fixture.model_dir().join(name)).unwrap();
+        let b = std::fs::read(again_dir.join(name)).unwrap();
+        assert!(
+            a == b,
+            "{name} differs between two self-critical runs with the same seed"
+        );
+    }
+
+    // Interrupted after the first self-critical epoch, then resumed.
+    let resumed = tempfile::tempdir().unwrap();
+    common::write_inputs(resumed.path(), &fixture.images, &fixture.features, &[]);
+    let mut config = scst_config(&fixture, 1);
+    config.paths.work_dir = resumed.path().to_path_buf();
+    train(&config, false).unwrap();
+    config.trainer.scst_epochs = 2;
+    let summary = train(&config, true).unwrap();
+    assert_eq!(summary.epochs_run, 1);
+    let resumed_dir = resumed.path().join(contracts::artifacts::MODEL_DIR);
+    assert_eq!(
+        common::metrics_without_timing(&resumed_dir),
+        common::metrics_without_timing(&fixture.model_dir())
+    );
+    assert_eq!(
+        weights(&resumed_dir.join("last.mpk")),
+        weights(&fixture.model_dir().join("last.mpk"))
+    );
 }
 
 #[test]
@@ -224,8 +378,9 @@ fn resume_refuses_another_vocabulary_or_model_config() {
 
     // Another vocabulary: one more word.
     let work = fixture.work_dir();
-    let (_, provenance) = contracts::tables::read_vocab(&work.join("vocab.parquet")).unwrap();
-    contracts::tables::write_vocab(
+    let (_, provenance) =
+        contracts::tables::read::<VocabTable>(&work.join("vocab.parquet")).unwrap();
+    contracts::tables::write::<VocabTable>(
         &work.join("vocab.parquet"),
         &common::vocab_rows(&["extra"]),
         &provenance.unwrap(),
@@ -302,11 +457,11 @@ fn a_checkpoint_with_another_optimizer_state_is_refused_with_a_way_out() {
     let last = fixture.model_dir().join("last.mpk");
     let device = Default::default();
     let (model, Skipped, info) = load_checkpoint::<AD, Skipped>(&last, &device).unwrap();
-    let mut optim = AdamConfig::new().init::<AD, CaptionModel<AD>>();
-    let features = Tensor::<AD, 2>::zeros([1, FEATURE_DIM], &device);
-    let caption: &[u32] = &[decoder::START, 5, decoder::END];
+    let mut optim = AdamConfig::new().init::<AD, Captioner<AD>>();
+    let images = Images::pooled(Tensor::<AD, 2>::zeros([1, FEATURE_DIM], &device));
+    let caption: &[u32] = &[contracts::vocab::START, 5, contracts::vocab::END];
     let batch = decoder::TeacherBatch::new(&[caption], &device);
-    let (_, grads) = decoder::training::loss_and_grads(&model, features, &batch, None);
+    let (_, grads) = model.loss_and_grads(&images, &batch, None);
     let model = optim.step(1e-3, model, grads);
     decoder::save_checkpoint(&last, &model, optim.to_record(), &info).unwrap();
 
@@ -317,4 +472,54 @@ fn a_checkpoint_with_another_optimizer_state_is_refused_with_a_way_out() {
         err.contains("last.mpk") && err.contains("without --resume"),
         "{err}"
     );
+}
+
+/// Every epoch's train and val loss, cross-entropy and self-critical ones.
+fn losses(summary: &TrainSummary) -> Vec<[f64; 2]> {
+    summary
+        .history
+        .iter()
+        .map(|epoch| [epoch.train_loss, epoch.val_loss])
+        .collect()
+}
+
+#[test]
+fn a_batch_split_across_devices_trains_as_it_does_on_one() {
+    let fixture = common::dataset_with_grid([2, 1, 0], 21);
+    // 7 captions go to 2 devices as slices of 4 and 3; 2 captions on 3 devices leave one idle.
+    // The two runs sum in different orders, and each step feeds its rounding into the next:
+    // at batch size 2 (four times the steps) the attention model's losses drift apart by
+    // 1e-4 in the second epoch, so that case trains one epoch. Self-critical sampling turns
+    // rounding differences into other samples now and then, so one self-critical epoch is
+    // compared on the 2-device runs only.
+    for decoder in [DecoderKind::Merge, DecoderKind::Attention] {
+        for (devices, batch_size, epochs, scst_epochs) in [(2, 7, 2, 1), (3, 2, 1, 0)] {
+            let mut config = scst_config(&fixture, scst_epochs);
+            config.trainer.epochs = epochs;
+            config.trainer.batch_size = batch_size;
+            config.trainer.learning_rate = 1e-3;
+            config.model.decoder = decoder;
+            config.model.attention_dim = 16;
+            // Each device draws its own dropout masks: only without dropout are the runs
+            // the same.
+            config.model.dropout = 0.0;
+            let one = train(&config, false).unwrap();
+            config.trainer.devices = vec!["cpu".parse().unwrap(); devices];
+            let split = train(&config, false).unwrap();
+            assert_eq!((one.devices, split.devices), (1, devices));
+            assert_eq!(one.history.len(), epochs + scst_epochs);
+            for (epoch, (a, b)) in losses(&one).iter().zip(losses(&split)).enumerate() {
+                for (a, b) in a.iter().zip(b) {
+                    // Relative, except near 0 (a self-critical loss).
+                    assert!(
+                        (a - b).abs() <= 1e-4 * a.abs().max(1.0),
+                        "{decoder:?} on {devices} devices, epoch {}: {:?} against {:?}",
+                        epoch + 1,
+                        losses(&one),
+                        losses(&split)
+                    );
+                }
+            }
+        }
+    }
 }

@@ -7,13 +7,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use crate::source::{Parsed, RawCaption, Skipped, caption_index};
+use crate::source::{Parsed, RawCaption, Skipped, caption_index, read_text};
 
 pub fn parse(path: &Path) -> Result<Parsed> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        bail!("{}: the file is empty", path.display());
-    }
+    let bytes = read_text(path)?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_reader(bytes.as_slice());

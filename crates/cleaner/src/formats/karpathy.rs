@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use contracts::Split;
 use serde::Deserialize;
 
-use crate::source::{Parsed, RawCaption, Skipped, caption_index};
+use crate::source::{Parsed, RawCaption, Skipped, caption_index, read_text};
 
 #[derive(Deserialize)]
 struct Dataset {
@@ -31,10 +31,7 @@ struct Sentence {
 
 /// Captions plus the split each image belongs to.
 pub fn parse(path: &Path) -> Result<(Parsed, HashMap<String, Split>)> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        bail!("{}: the file is empty", path.display());
-    }
+    let bytes = read_text(path)?;
     let dataset: Dataset = serde_json::from_slice(&bytes).map_err(|e| {
         anyhow::anyhow!(
             "{}:{}: not a Karpathy split file ({e})",

@@ -67,14 +67,16 @@ impl CpuResNet {
         }
     }
 
-    /// `[images, 3, height, width]` channels-first pixels -> `[images, feature_dim]`.
+    /// `[images, 3, height, width]` channels-first pixels -> `[images, feature_dim]`, and
+    /// with `grid` the last feature map they pool ([`Map`]).
     pub fn forward(
         &self,
         pixels: &[f32],
         images: usize,
         (height, width): (usize, usize),
+        grid: bool,
         profile: &mut Profile,
-    ) -> Vec<f32> {
+    ) -> (Vec<f32>, Option<Map>) {
         let buffers = &self.buffers;
         let shape = (images, self.stem.in_channels, height, width);
         let x = profile.time(Layer::Layout, 0, || {
@@ -92,9 +94,22 @@ impl CpuResNet {
             x = out;
         }
         let features = profile.time(Layer::AveragePool, 0, || pool::global_average(&x));
+        let map = grid.then(|| {
+            profile.time(Layer::Layout, 0, || Map {
+                values: x.to_channels_first(),
+                shape: [x.images, x.channels, x.height, x.width],
+            })
+        });
         x.recycle(buffers);
-        features
+        (features, map)
     }
+}
+
+/// The last feature map, channels-first: `values` of `shape` `[images, channels, height,
+/// width]`.
+pub(crate) struct Map {
+    pub values: Vec<f32>,
+    pub shape: [usize; 4],
 }
 
 impl Block {

@@ -10,8 +10,8 @@
 use std::path::{Path, PathBuf};
 
 use contracts::tables::{
-    CAPTIONS_FILE, CaptionRow, FEATURE_DIM, FEATURES_DIR, Features, TOKENS_FILE, TokenRow,
-    VOCAB_FILE, VocabRow, write_captions, write_features, write_tokens, write_vocab,
+    CAPTIONS_FILE, CaptionRow, CaptionsTable, FEATURE_DIM, FEATURES_DIR, Features, FeaturesTable,
+    TOKENS_FILE, TokenRow, TokensTable, VOCAB_FILE, VocabRow, VocabTable, write,
 };
 use contracts::{PipelineConfig, Provenance, Split, Stage};
 use rand::{Rng, SeedableRng};
@@ -72,7 +72,7 @@ impl Fixture {
     }
 
     pub fn model_dir(&self) -> PathBuf {
-        self.dir.path().join(trainer::MODEL_DIR)
+        self.dir.path().join(contracts::artifacts::MODEL_DIR)
     }
 
     /// A config with a tiny model that learns this dataset in seconds.
@@ -157,6 +157,64 @@ pub fn dataset(per_combo: [usize; 3], seed: u64) -> Fixture {
     }
 }
 
+/// [`dataset`] with a 2x2 grid beside the pooled vectors, for the attention decoder: each
+/// attribute is in its own region (colour top left, shape top right, background bottom left,
+/// the last region noise), the pooled vector is the regions' mean, as ResNet50's is.
+pub fn dataset_with_grid(per_combo: [usize; 3], seed: u64) -> Fixture {
+    let fixture = dataset(per_combo, seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed + 1);
+    let gauss = |rng: &mut ChaCha8Rng| {
+        let (u, v): (f32, f32) = (rng.random::<f32>().max(1e-7), rng.random());
+        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+    };
+    let sizes = [COLOURS.len(), SHAPES.len(), BACKGROUNDS.len()];
+    let projections: Vec<Vec<f32>> = sizes
+        .iter()
+        .map(|&n| (0..n * FEATURE_DIM).map(|_| gauss(&mut rng)).collect())
+        .collect();
+    let shape = contracts::grid::GridShape {
+        channels: FEATURE_DIM,
+        height: 2,
+        width: 2,
+    };
+    let regions = shape.regions();
+    let mut grids = contracts::grid::Grids::new(shape);
+    let mut pooled = Features::default();
+    for image in &fixture.images {
+        let mut grid = vec![0f32; shape.len()];
+        for region in 0..regions {
+            for d in 0..FEATURE_DIM {
+                let signal = match region {
+                    0..3 => projections[region][image.attributes[region] * FEATURE_DIM + d],
+                    _ => 0.0,
+                };
+                grid[d * regions + region] = (signal + 0.3 * gauss(&mut rng)).max(0.0);
+            }
+        }
+        pooled.features.extend(
+            grid.chunks(regions)
+                .map(|channel| channel.iter().sum::<f32>() / regions as f32),
+        );
+        pooled.images.push(image.name.clone());
+        grids.images.push(image.name.clone());
+        grids.values.extend(grid);
+    }
+    let dir = fixture.dir.path();
+    write_inputs(dir, &fixture.images, &pooled, &[]);
+    let grid_dir = dir.join(contracts::artifacts::GRID_DIR);
+    std::fs::create_dir_all(&grid_dir).unwrap();
+    contracts::grid::write_grid_part(
+        &grid_dir.join("part-00000.parquet"),
+        &grids,
+        &Provenance::new(Stage::Featurizer, ()),
+    )
+    .unwrap();
+    Fixture {
+        features: pooled,
+        ..fixture
+    }
+}
+
 /// The vocabulary rows: specials, then the words.
 pub fn vocab_rows(extra: &[&str]) -> Vec<VocabRow> {
     ["<pad>", "<start>", "<end>", "<unk>"]
@@ -204,7 +262,7 @@ pub fn write_inputs(dir: &Path, images: &[Image], features: &Features, extra_tok
         })
         .collect();
     let captions_path = dir.join(CAPTIONS_FILE);
-    write_captions(
+    write::<CaptionsTable>(
         &captions_path,
         &captions,
         &Provenance::new(Stage::Cleaner, ()),
@@ -223,16 +281,16 @@ pub fn write_inputs(dir: &Path, images: &[Image], features: &Features, extra_tok
     let provenance = Provenance::new(Stage::Tokenizer, ())
         .with_input(CAPTIONS_FILE, &captions_path)
         .unwrap();
-    write_vocab(&dir.join(VOCAB_FILE), &vocab_rows(&[]), &provenance).unwrap();
-    write_tokens(&dir.join(TOKENS_FILE), &tokens, &provenance).unwrap();
+    write::<VocabTable>(&dir.join(VOCAB_FILE), &vocab_rows(&[]), &provenance).unwrap();
+    write::<TokensTable>(&dir.join(TOKENS_FILE), &tokens, &provenance).unwrap();
     let part = dir.join(FEATURES_DIR).join("part-00000.parquet");
-    write_features(&part, features, &Provenance::new(Stage::Featurizer, ())).unwrap();
+    write::<FeaturesTable>(&part, features, &Provenance::new(Stage::Featurizer, ())).unwrap();
 }
 
 /// `metrics.csv` without the timing columns (seconds, captions_per_s).
 pub fn metrics_without_timing(model_dir: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(model_dir.join("metrics.csv")).unwrap();
     text.lines()
-        .map(|line| line.split(',').take(5).collect::<Vec<_>>().join(","))
+        .map(|line| line.split(',').take(10).collect::<Vec<_>>().join(","))
         .collect()
 }

@@ -131,6 +131,23 @@ impl Activation {
             });
         out
     }
+
+    /// The values in channels-first order, `[images, channels, height, width]`.
+    pub fn to_channels_first(&self) -> Vec<f32> {
+        let plane = self.height * self.width;
+        let mut out = vec![0.0; self.data.len()];
+        // One image's channel plane per work item.
+        out.par_chunks_mut(plane)
+            .enumerate()
+            .for_each(|(item, out_plane)| {
+                let (image, c) = (item / self.channels, item % self.channels);
+                let pixels = &self.data[image * plane * self.channels..][..plane * self.channels];
+                for (v, pixel) in out_plane.iter_mut().zip(pixels.chunks_exact(self.channels)) {
+                    *v = pixel[c];
+                }
+            });
+        out
+    }
 }
 
 #[cfg(test)]
@@ -150,6 +167,7 @@ mod tests {
         // Row (y, x) holds [channel 0, channel 1].
         assert_eq!(&a.data[..4], &[0.0, 100.0, 1.0, 101.0]);
         assert_eq!(&a.data[10..], &[12.0, 112.0]);
+        assert_eq!(a.to_channels_first(), values);
     }
 }
 

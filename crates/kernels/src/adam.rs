@@ -14,11 +14,10 @@ use burn::optim::{LearningRate, SimpleOptimizer};
 use burn::record::Record;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
-use models::backend::is_host;
 use rayon::prelude::*;
 
-/// Elements per parallel work item of the trainer's passes over host memory.
-pub(crate) const CHUNK: usize = 1 << 16;
+use crate::backend::is_host;
+use crate::host::CHUNK;
 
 /// Adam's constants (PyTorch's defaults for the betas).
 #[derive(Debug, Clone, Copy)]
@@ -197,12 +196,12 @@ fn fused_step<B: Backend, const D: usize>(s: &Scalars, slot: Slot<B, D>) -> Upda
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::Cpu;
     use burn::backend::Autodiff;
     use burn::module::Param;
     use burn::nn::Linear;
     use burn::optim::{AdamConfig, GradientsParams, Optimizer};
     use burn::tensor::{Distribution, Tensor};
-    use models::backend::Cpu;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 

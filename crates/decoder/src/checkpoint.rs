@@ -17,17 +17,15 @@ use burn::record::{
     FullPrecisionSettings, NamedMpkBytesRecorder, PrecisionSettings, Record, Recorder,
 };
 use burn::tensor::backend::Backend;
+use contracts::EncoderSettings;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{CaptionModel, CaptionModelConfig};
+use crate::captioner::{Captioner, CaptionerConfig};
 use crate::{DecoderError, FeatureStats};
 
-/// The checkpoint with the best validation metric; what the evaluator and `caption` load.
-pub const BEST_CHECKPOINT: &str = "best.mpk";
-/// The checkpoint after the last finished epoch; what `trainer --resume` continues from.
-pub const LAST_CHECKPOINT: &str = "last.mpk";
-/// Version of [`TrainedInfo`] and of the record layout.
-pub const CHECKPOINT_FORMAT: u32 = 1;
+/// Version of [`TrainedInfo`] and of the record layout: 2 since the model is a
+/// [`Captioner`] and the info carries the encoder settings.
+pub const CHECKPOINT_FORMAT: u32 = 2;
 
 type ByteRecorder = NamedMpkBytesRecorder<FullPrecisionSettings>;
 
@@ -36,9 +34,13 @@ type ByteRecorder = NamedMpkBytesRecorder<FullPrecisionSettings>;
 pub struct TrainedInfo {
     /// [`CHECKPOINT_FORMAT`] of the writer.
     pub format: u32,
-    pub model: CaptionModelConfig,
-    /// Whether `feature_mean`/`feature_inv_std` hold train-split statistics (else identity).
+    /// The architecture, with its kind (`"decoder": "merge"`).
+    pub model: CaptionerConfig,
+    /// Whether the model's standardisation holds train-split statistics (else identity).
     pub standardized: bool,
+    /// The ResNet50 weights and preprocessing of the training features (`None` for features
+    /// another tool wrote), so that `caption` encodes new photos the same way.
+    pub encoder: Option<EncoderSettings>,
     /// `contracts::provenance::content_hash` of the `vocab.parquet` the token ids refer to.
     pub vocab_hash: String,
     /// Same for `tokens.parquet` and the `features/` dataset.
@@ -83,13 +85,13 @@ impl<B: Backend> Record<B> for Skipped {
     }
 }
 
-type ModelRecord<B> = <CaptionModel<B> as Module<B>>::Record;
+type ModelRecord<B> = <Captioner<B> as Module<B>>::Record;
 
 /// Writes `(model, optimizer, info)` to `path` atomically (temp file in the same directory,
 /// fsync, rename).
 pub fn save_checkpoint<B: Backend, O: Record<B>>(
     path: &Path,
-    model: &CaptionModel<B>,
+    model: &Captioner<B>,
     optimizer: O,
     info: &TrainedInfo,
 ) -> Result<(), DecoderError> {
@@ -109,14 +111,19 @@ pub fn save_checkpoint<B: Backend, O: Record<B>>(
 pub fn load_checkpoint<B: Backend, O: Record<B>>(
     path: &Path,
     device: &B::Device,
-) -> Result<(CaptionModel<B>, O, TrainedInfo), DecoderError> {
+) -> Result<(Captioner<B>, O, TrainedInfo), DecoderError> {
     let format_error = |message: String| DecoderError::Format {
         path: path.to_path_buf(),
         message,
     };
-    let bytes = std::fs::read(path).map_err(|source| DecoderError::Io {
-        path: path.to_path_buf(),
-        source,
+    let bytes = std::fs::read(path).map_err(|error| match error.kind() {
+        std::io::ErrorKind::NotFound => DecoderError::NoModel {
+            path: path.to_path_buf(),
+        },
+        _ => DecoderError::Io {
+            path: path.to_path_buf(),
+            error,
+        },
     })?;
     let (record, optimizer, info_json): (ModelRecord<B>, O, String) =
         Recorder::<B>::load(&ByteRecorder::default(), bytes, device)
@@ -135,7 +142,7 @@ pub fn load_checkpoint<B: Backend, O: Record<B>>(
     // A skeleton of the recorded architecture receives the weights.
     let skeleton =
         info.model
-            .init::<B>(&FeatureStats::identity(info.model.feature_dim), 0, device)?;
+            .init::<B>(&FeatureStats::identity(info.model.feature_dim()), 0, device)?;
     let model = skeleton.load_record(record);
     model
         .check_shapes(&info.model)
@@ -146,24 +153,4 @@ pub fn load_checkpoint<B: Backend, O: Record<B>>(
             found,
         })?;
     Ok((model, optimizer, info))
-}
-
-/// The trained model of `model_dir` ([`BEST_CHECKPOINT`]) for inference, with what it was
-/// trained with. Callers compare `info.vocab_hash` with their `vocab.parquet`.
-pub fn load_trained<B: Backend>(
-    model_dir: &Path,
-    device: &B::Device,
-) -> Result<(CaptionModel<B>, TrainedInfo), DecoderError> {
-    let path = model_dir.join(BEST_CHECKPOINT);
-    if !path.exists() {
-        return Err(DecoderError::Io {
-            path,
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "no trained model here; run the trainer stage (`make model`)",
-            ),
-        });
-    }
-    let (model, Skipped, info) = load_checkpoint::<B, Skipped>(&path, device)?;
-    Ok((model, info))
 }

@@ -9,10 +9,11 @@
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
+use contracts::vocab::{END, START};
 
-use crate::model::{CaptionModel, DecodeState};
-use crate::search::banned_tokens_mask;
-use crate::{END, START};
+use super::banned_tokens_mask;
+use super::steps::host_rows;
+use crate::model::{CaptionModel, DecodeState, Images};
 
 /// How to search.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -31,19 +32,19 @@ pub struct BeamConfig {
 pub struct Hypothesis {
     pub tokens: Vec<u32>,
     pub log_prob: f32,
+    /// For a model with attention, where it looked for each word (`[regions]` each); empty
+    /// otherwise.
+    pub attention: Vec<Vec<f32>>,
 }
 
-#[derive(Debug, Clone)]
-struct Beam {
-    tokens: Vec<u32>,
-    log_prob: f32,
-}
+/// A caption being extended.
+type Beam = Hypothesis;
 
 impl BeamConfig {
     /// The `[evaluator]` settings (shared by the evaluator and `caption`).
     pub fn from_config(config: &contracts::config::EvaluatorConfig) -> Self {
         Self {
-            beam_size: config.beam_size.max(1),
+            beam_size: config.beam_size,
             max_len: config.max_len,
             length_alpha: config.length_alpha,
             suppress_unk: config.suppress_unk,
@@ -56,34 +57,31 @@ impl BeamConfig {
     }
 }
 
-/// The best caption of each image of `features` (`[images, feature_dim]`, raw vectors).
-pub fn beam_search<B: Backend>(
-    model: &CaptionModel<B>,
-    features: Tensor<B, 2>,
+/// The best caption of each of `batch`'s images.
+pub fn beam_search<B: Backend, M: CaptionModel<B>>(
+    model: &M,
+    batch: &Images<B>,
     config: &BeamConfig,
 ) -> Vec<Hypothesis> {
-    let [images, feature_dim] = features.dims();
+    let images = batch.len();
     let k = config.beam_size.max(1);
-    let device = features.device();
+    let device = batch.pooled.device();
     if images == 0 {
         return Vec::new();
     }
-    let vocab = model.config().vocab_size;
+    let vocab = model.vocab_size();
     let banned: Vec<f32> = banned_tokens_mask::<B>(vocab, config.suppress_unk, &device)
         .into_data()
         .to_vec()
         .unwrap_or_default();
-    // Row i * k + b is beam b of image i. [images * k, feature_dim]
-    let expanded = features
-        .unsqueeze_dim::<3>(1)
-        .repeat_dim(1, k)
-        .reshape([images * k, feature_dim]);
-    let mut state: DecodeState<B> = model.start(expanded);
+    // Row i * k + b is beam b of image i.
+    let mut state = model.start(&batch.clone().repeat_each(k));
     // Only beam 0 of each image is alive at first, so the k copies do not all expand alike.
     let mut beams: Vec<Vec<Beam>> = vec![
         vec![Beam {
             tokens: Vec::new(),
-            log_prob: 0.0
+            log_prob: 0.0,
+            attention: Vec::new(),
         }];
         images
     ];
@@ -98,6 +96,7 @@ pub fn beam_search<B: Backend>(
             &device,
         );
         let (log_probs, next) = model.step(input, state);
+        let attention = next.attention().map(host_rows);
         let log_probs: Vec<f32> = log_probs
             .into_data()
             .convert::<f32>()
@@ -122,22 +121,22 @@ pub fn beam_search<B: Backend>(
                     // Only an ending that ranks among the best k counts (so beam 1 = greedy).
                     if rank < k {
                         let hypothesis = Hypothesis {
-                            tokens: beams[image][parent].tokens.clone(),
                             log_prob,
+                            ..beams[image][parent].clone()
                         };
                         finished[image].push((config.rank(&hypothesis, true), hypothesis));
                         ended.push(parent);
                     }
                 } else if !last_step {
-                    let mut words = beams[image][parent].tokens.clone();
-                    words.push(token);
-                    kept.push((
-                        parent,
-                        Beam {
-                            tokens: words,
-                            log_prob,
-                        },
-                    ));
+                    let mut beam = Beam {
+                        log_prob,
+                        ..beams[image][parent].clone()
+                    };
+                    beam.tokens.push(token);
+                    if let Some(attention) = &attention {
+                        beam.attention.push(attention[image * k + parent].clone());
+                    }
+                    kept.push((parent, beam));
                 }
             }
             if last_step {
@@ -147,10 +146,7 @@ pub fn beam_search<B: Backend>(
                     .enumerate()
                     .filter(|(p, _)| !ended.contains(p))
                 {
-                    let hypothesis = Hypothesis {
-                        tokens: beam.tokens.clone(),
-                        log_prob: beam.log_prob,
-                    };
+                    let hypothesis = beam.clone();
                     finished[image].push((config.rank(&hypothesis, false), hypothesis));
                 }
             }
@@ -191,6 +187,7 @@ pub fn beam_search<B: Backend>(
                 .unwrap_or(Hypothesis {
                     tokens: Vec::new(),
                     log_prob: f32::NEG_INFINITY,
+                    attention: Vec::new(),
                 })
         })
         .collect()
@@ -235,12 +232,13 @@ mod tests {
     use burn::module::Param;
 
     use super::*;
-    use crate::{CaptionModelConfig, FeatureStats, greedy};
+    use crate::merge::{MergeConfig, MergeModel};
+    use crate::{FeatureStats, greedy};
 
     type B = Flex;
 
-    fn model(seed: u64) -> CaptionModel<B> {
-        let config = CaptionModelConfig {
+    fn model(seed: u64) -> MergeModel<B> {
+        let config = MergeConfig {
             vocab_size: 12,
             feature_dim: 6,
             embed_dim: 8,
@@ -253,11 +251,14 @@ mod tests {
             .unwrap()
     }
 
-    fn features(images: usize) -> Tensor<B, 2> {
+    fn features(images: usize) -> Images<B> {
         let values: Vec<f32> = (0..images * 6)
             .map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0)
             .collect();
-        Tensor::from_data(TensorData::new(values, [images, 6]), &Default::default())
+        Images::pooled(Tensor::from_data(
+            TensorData::new(values, [images, 6]),
+            &Default::default(),
+        ))
     }
 
     fn config(beam_size: usize) -> BeamConfig {
@@ -273,25 +274,25 @@ mod tests {
     fn beam_of_one_is_greedy() {
         for seed in 0..5 {
             let model = model(seed);
-            let beams: Vec<Vec<u32>> = beam_search(&model, features(4), &config(1))
+            let beams: Vec<Vec<u32>> = beam_search(&model, &features(4), &config(1))
                 .into_iter()
                 .map(|h| h.tokens)
                 .collect();
-            assert_eq!(beams, greedy(&model, features(4), 8, true), "seed {seed}");
+            assert_eq!(beams, greedy(&model, &features(4), 8, true), "seed {seed}");
         }
     }
 
     #[test]
     fn batched_and_one_at_a_time_agree() {
         let model = model(3);
-        let batched = beam_search(&model, features(5), &config(3));
-        let data: Vec<f32> = features(5).into_data().to_vec().unwrap();
+        let batched = beam_search(&model, &features(5), &config(3));
+        let data: Vec<f32> = features(5).pooled.into_data().to_vec().unwrap();
         for (i, expected) in batched.iter().enumerate() {
-            let one = Tensor::<B, 2>::from_data(
+            let one = Images::pooled(Tensor::<B, 2>::from_data(
                 TensorData::new(data[i * 6..(i + 1) * 6].to_vec(), [1, 6]),
                 &Default::default(),
-            );
-            let alone = beam_search(&model, one, &config(3));
+            ));
+            let alone = beam_search(&model, &one, &config(3));
             assert_eq!(alone[0].tokens, expected.tokens, "image {i}");
             assert!((alone[0].log_prob - expected.log_prob).abs() < 1e-4);
         }
@@ -300,8 +301,8 @@ mod tests {
     #[test]
     fn wider_beams_never_find_worse_captions_than_greedy_here() {
         let model = model(1);
-        let greedy = beam_search(&model, features(6), &config(1));
-        let wide = beam_search(&model, features(6), &config(4));
+        let greedy = beam_search(&model, &features(6), &config(1));
+        let wide = beam_search(&model, &features(6), &config(4));
         for (g, w) in greedy.iter().zip(&wide) {
             assert!(
                 w.log_prob >= g.log_prob - 1e-5,
@@ -329,7 +330,7 @@ mod tests {
             &Default::default(),
         )));
         for k in [1, 3] {
-            let out = beam_search(&model, features(3), &config(k));
+            let out = beam_search(&model, &features(3), &config(k));
             assert!(
                 out.iter()
                     .all(|h| h.tokens.len() == 8 && h.log_prob.is_finite()),
