@@ -7,9 +7,13 @@ they are reported as skipped.
 Featurizer: the same 200 real-size JPEGs (scripts/make_bench_images.py), end to end (decode,
 resize, network, write), 2 threads, batch 16, ResNet50 with random weights on both sides
 (speed does not depend on the weight values), timed after the network is built.
+Network: crates/models/benches/resnet.rs prints the machine's matrix-multiply limit (faer's
+single-threaded product on one core, then on every thread at once) and the CPU path's
+per-layer profile (ResNet50, 224x224, batch 16); both featurizer rates are also given as
+fractions of that limit (ResNet50's 4.1 GMAC, i.e. 8.2 GFLOP, per image).
 Trainer: see crates/trainer/benches/train.rs and scripts/bench_trainer.py; the attention trainer
 (`--attention`) against scripts/bench_attention.py, with its peak memory while the grid of 6,000
-images (2.4 GB) sits in a temp file. A second table shows an epoch's time and the peak memory
+images (2.4 GB) sits in a temp file. A last table shows an epoch's time and the peak memory
 at Flickr8k's size and at COCO's (600,000 captions, 123,000 images, vocabulary 10,000).
 METEOR: 1,000 images with 5 references each (Flickr8k test captions when the caption file is
 found, else generated ones), crates/metrics/benches/meteor.rs against scripts/bench_meteor_jar.py
@@ -47,7 +51,27 @@ def run(cmd):
     return output, usage.ru_maxrss / 1024
 
 
-def featurizer_rows():
+def network():
+    """crates/models/benches/resnet.rs: (the limit line, GFLOP/s on all threads, GFLOP per
+    image, the rest of its output: network-only rate and per-layer profile)."""
+    out = subprocess.run(["cargo", "bench", "--locked", "-q", "-p", "models", "--bench", "resnet"], cwd=ROOT,
+                         check=True, capture_output=True, text=True,
+                         env={**os.environ, "RAYON_NUM_THREADS": str(THREADS)}).stdout
+    limit = re.search(r"^matmul limit: .*?([\d.]+) GFLOP/s on \d+ threads.*$", out, re.M)
+    gmac = re.search(r"^\| total \| [\d.]+ \| 100% \| ([\d.]+) \|", out, re.M)
+    alone = re.search(r"^cpu path: ([\d.]+) images/s", out, re.M)
+    gflop = 2 * float(gmac.group(1))
+    share = 100 * float(alone.group(1)) * gflop / float(limit.group(1))
+    rest = out[limit.end():].strip() + (
+        f"\n\nThe network alone runs at {share:.0f}% of the limit, counting the direct convolutions' "
+        f"{gflop:.1f} GFLOP per image (Winograd does fewer multiplies for the stride-1 3x3 ones).")
+    return limit.group(0), float(limit.group(1)), gflop, rest
+
+
+def featurizer_rows(limit, gflop):
+    """The featurizer rows; `limit` GFLOP/s and `gflop` per image give each rate as a fraction
+    of the machine's limit."""
+    share = lambda rate: f"{100 * rate * gflop / limit:.0f}% of the limit"
     images = WORK / "images"
     if not images.is_dir():
         subprocess.run([sys.executable, ROOT / "scripts/make_bench_images.py", images, "200"], check=True)
@@ -60,9 +84,10 @@ def featurizer_rows():
     ours = float(match.group(2))
     row = ["featurizer (images/s, 200 JPEGs 500x375, batch 16)", f"{ours:.1f}"]
     if "skipped" in torch:
-        return [row + ["skipped", "", f"{ours_mem:.0f} MiB", ""]], [torch["skipped"]]
+        return [row + ["skipped", "", f"{ours_mem:.0f} MiB", ""]], [torch["skipped"], f"featurizer end to end: ours {share(ours)}"]
     ratio = ours / torch["images_per_s"]
-    return [row + [f"{torch['images_per_s']:.1f}", f"{ratio:.2f}x", f"{ours_mem:.0f} MiB", f"{torch_mem:.0f} MiB"]], [profile.group(0) if profile else ""]
+    shares = f"featurizer end to end: ours {share(ours)}, PyTorch {share(torch['images_per_s'])} ({gflop:.1f} GFLOP per image)"
+    return [row + [f"{torch['images_per_s']:.1f}", f"{ratio:.2f}x", f"{ours_mem:.0f} MiB", f"{torch_mem:.0f} MiB"]], [profile.group(0) if profile else "", shares]
 
 
 def trainer_rows():
@@ -166,11 +191,25 @@ def meteor_rows():
     return rows, [note]
 
 
+def cpu_name():
+    """The model name, with family/model and the vector width (virtual machines often say only
+    "AMD EPYC")."""
+    info = {}
+    for line in open("/proc/cpuinfo"):
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    if "model name" not in info:
+        return platform.processor()
+    vector = "AVX-512" if "avx512f" in info.get("flags", "").split() else "AVX2, no AVX-512"
+    return f"{info['model name']} (family {info.get('cpu family', '?')}, model {info.get('model', '?')}, {vector})"
+
+
 def main():
     WORK.mkdir(parents=True, exist_ok=True)
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    cpu = cpu_name()
+    limit_line, limit, gflop, profile = network()
     rows, notes = [], []
-    for part in (featurizer_rows, trainer_rows, attention_rows, meteor_rows):
+    for part in (lambda: featurizer_rows(limit, gflop), trainer_rows, attention_rows, meteor_rows):
         r, n = part()
         rows += r
         notes += [x for x in n if x]
@@ -181,6 +220,8 @@ def main():
         print("| " + " | ".join(r) + " |")
     for n in notes:
         print(f"\n{n}")
+    print(f"\n{limit_line}")
+    print(f"\nNetwork alone (crates/models/benches/resnet.rs), per-layer profile:\n\n{profile}")
     print("\nThe trainer from Flickr8k's size to COCO's (one epoch of the default model, validation left out):\n")
     print("\n".join(growth_table()))
 

@@ -176,6 +176,9 @@ fn featurize<B: Backend>(options: &Options, device: &B::Device) -> Result<Summar
             todo: &todo,
             batch_size: options.batch_size,
             side: options.preprocess.crop as usize,
+            // The CPU path keeps both cores busy in every layer; burn's tensor operations
+            // do not.
+            halves: !network.uses_cpu_path(),
         };
         let preprocess = options.preprocess;
         let progress = progress_bar(todo.iter().map(|p| p.range.len() as u64).sum());

@@ -61,6 +61,8 @@ pub struct Plan<'a> {
     pub batch_size: usize,
     /// Side of the square network input.
     pub side: usize,
+    /// Whether to run each batch as two half-batches at once ([`run_network`]).
+    pub halves: bool,
 }
 
 /// One decoded batch on its way from the decoding thread to the network.
@@ -200,7 +202,7 @@ fn consume<B: Backend>(
             continue;
         }
         let ran = Instant::now();
-        let output = run_halves(forward, good, names.len(), plan.side, device)?;
+        let output = run_network(forward, good, names.len(), plan, device)?;
         summary.network += ran.elapsed();
         if output.pooled.len() != names.len() * FEATURE_DIM {
             bail!(
@@ -224,16 +226,17 @@ fn consume<B: Backend>(
     }
 }
 
-/// Runs the network on a batch as two half-batches at once: while one half is in an
-/// operation the backend runs on a single thread (elementwise work, pooling), the other keeps
-/// the remaining cores busy. Returns the outputs in image order.
-fn run_halves<B: Backend>(
+/// Runs the network on a batch, with [`Plan::halves`] as two half-batches at once: while one
+/// half is in an operation the backend runs on a single thread (elementwise work, pooling),
+/// the other keeps the remaining cores busy. Returns the outputs in image order.
+fn run_network<B: Backend>(
     forward: &impl Network<B>,
     pixels: Vec<f32>,
     images: usize,
-    side: usize,
+    plan: &Plan,
     device: &B::Device,
 ) -> Result<Output> {
+    let side = plan.side;
     let values = |t: TensorData| {
         t.into_vec::<f32>()
             .map_err(|e| anyhow!("reading features: {e:?}"))
@@ -258,7 +261,7 @@ fn run_halves<B: Backend>(
             grid,
         })
     };
-    if images < 2 {
+    if images < 2 || !plan.halves {
         return run(pixels, images);
     }
     let first = images / 2;
@@ -330,6 +333,7 @@ mod tests {
                 todo: &todo,
                 batch_size: 1,
                 side: 2,
+                halves: true,
             };
             let mut summary = Summary::default();
             let result = run::<Cpu>(

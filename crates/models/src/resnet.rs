@@ -14,6 +14,12 @@
 //!   same function (to float rounding) several times faster, because BatchNorm over a
 //!   `[1, C, 1, 1]` broadcast is slow on burn's CPU backend.
 //!
+//! On the CPU backend a [`FoldedResNet`] also carries its weights reordered for the CPU path
+//! (`cpu.rs`: channels-last layout, matrix products with fused bias, residual and ReLU), and
+//! [`FoldedResNet::forward`] runs that; [`FoldedResNet::forward_tensor_ops`] is burn's tensor
+//! operations, the path of every other backend, kept as the reference the CPU path is tested
+//! against. [`profile`] times either by kind of layer.
+//!
 //! Weights come from a torchvision `.pth` state dict, a `.safetensors` file, or a seeded random
 //! initialisation: see [`WeightsSource`] and [`load_resnet`] (in `weights.rs`).
 
@@ -21,12 +27,20 @@ use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
-use burn::tensor::Tensor;
+use std::sync::Arc;
+
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::max_pool2d;
+use burn::tensor::{Tensor, TensorData};
 
+use kernels::is_host;
+
+mod cpu;
+pub mod profile;
 mod weights;
+
+use profile::{Layer, Profile};
 
 pub use weights::{ModelError, WeightsSource, load_resnet, load_resnet_unfolded};
 
@@ -269,13 +283,18 @@ impl<B: Backend> ResNet<B> {
     pub fn fold(self) -> FoldedResNet<B> {
         let fold_stage =
             |stage: Vec<Bottleneck<B>>| stage.into_iter().map(Bottleneck::fold).collect();
-        FoldedResNet {
+        let mut folded = FoldedResNet {
             conv1: fold_bn(self.conv1, self.bn1),
             layer1: fold_stage(self.layer1),
             layer2: fold_stage(self.layer2),
             layer3: fold_stage(self.layer3),
             layer4: fold_stage(self.layer4),
+            cpu: None,
+        };
+        if is_host::<B>() {
+            folded.cpu = Some(Arc::new(cpu::CpuResNet::new(&folded)));
         }
+        folded
     }
 }
 
@@ -343,6 +362,10 @@ pub struct FoldedResNet<B: Backend> {
     pub layer2: Vec<FoldedBottleneck<B>>,
     pub layer3: Vec<FoldedBottleneck<B>>,
     pub layer4: Vec<FoldedBottleneck<B>>,
+    /// The same weights reordered for the CPU path, made by [`ResNet::fold`] on the CPU
+    /// backend (it is not updated if the tensors above are changed afterwards).
+    #[module(skip)]
+    cpu: Option<Arc<cpu::CpuResNet>>,
 }
 
 /// A [`Bottleneck`] with its BatchNorms folded into the convolutions.
@@ -357,22 +380,80 @@ pub struct FoldedBottleneck<B: Backend> {
 impl<B: Backend> FoldedResNet<B> {
     /// `[N, 3, H, W]` normalized images -> `[N, C]` pooled features (`[N, 3, 224, 224]` ->
     /// `[N, 2048]` for ResNet50). Any `H, W` of at least 32 works (global pooling).
+    ///
+    /// On the CPU backend this runs the CPU path, elsewhere [`Self::forward_tensor_ops`].
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
-        global_avg_pool(self.feature_map(images))
+        self.forward_profiled(images, &mut Profile::off())
+    }
+
+    /// [`Self::forward`], timing each layer into `profile`.
+    pub fn forward_profiled(&self, images: Tensor<B, 4>, profile: &mut Profile) -> Tensor<B, 2> {
+        self.run(images, false, profile).0
     }
 
     /// The pooled features and the last feature map they pool (`[N, C, H/32, W/32]`, the
     /// 7x7 grid attention reads), from one pass.
     pub fn forward_with_grid(&self, images: Tensor<B, 4>) -> (Tensor<B, 2>, Tensor<B, 4>) {
-        let map = self.feature_map(images);
-        (global_avg_pool(map.clone()), map)
+        let (pooled, map) = self.run(images, true, &mut Profile::off());
+        (pooled, map.expect("a grid was asked for"))
     }
 
-    /// `[N, 3, H, W]` -> the last block's output, before pooling.
-    fn feature_map(&self, images: Tensor<B, 4>) -> Tensor<B, 4> {
-        let mut x = stem_pool(relu(self.conv1.forward(images)));
+    /// The pooled features, and with `grid` the map they pool: by the CPU path where there
+    /// is one, else by tensor operations.
+    fn run(
+        &self,
+        images: Tensor<B, 4>,
+        grid: bool,
+        profile: &mut Profile,
+    ) -> (Tensor<B, 2>, Option<Tensor<B, 4>>) {
+        let Some(cpu) = &self.cpu else {
+            let map = self.feature_map(images, profile);
+            let pooled = profile.time(Layer::AveragePool, 0, || global_avg_pool(map.clone()));
+            return (pooled, grid.then_some(map));
+        };
+        let [n, _, h, w] = images.dims();
+        let device = images.device();
+        let pixels = images
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .expect("f32 images");
+        let (features, map) = cpu.forward(&pixels, n, (h, w), grid, profile);
+        let dim = features.len() / n.max(1);
+        let pooled = Tensor::from_data(TensorData::new(features, [n, dim]), &device);
+        let map = map.map(|m| Tensor::from_data(TensorData::new(m.values, m.shape), &device));
+        (pooled, map)
+    }
+
+    /// The network as burn tensor operations: the path of the GPU backends, and on the CPU
+    /// backend the reference for the CPU path.
+    pub fn forward_tensor_ops(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        self.forward_tensor_ops_profiled(images, &mut Profile::off())
+    }
+
+    /// [`Self::forward_tensor_ops`], timing each layer into `profile`.
+    pub fn forward_tensor_ops_profiled(
+        &self,
+        images: Tensor<B, 4>,
+        profile: &mut Profile,
+    ) -> Tensor<B, 2> {
+        let map = self.feature_map(images, profile);
+        profile.time(Layer::AveragePool, 0, || global_avg_pool(map))
+    }
+
+    /// The last feature map by tensor operations: the reference for the CPU path's grid.
+    pub fn feature_map_tensor_ops(&self, images: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.feature_map(images, &mut Profile::off())
+    }
+
+    /// `[N, 3, H, W]` -> the last block's output, before pooling, by tensor operations.
+    fn feature_map(&self, images: Tensor<B, 4>, profile: &mut Profile) -> Tensor<B, 4> {
+        let macs = conv_macs(&self.conv1, &images);
+        let x = profile.time(Layer::Stem7x7, macs, || self.conv1.forward(images));
+        let x = profile.time(Layer::ElementWise, 0, || relu(x));
+        let mut x = profile.time(Layer::MaxPool, 0, || stem_pool(x));
         for block in self.blocks() {
-            x = block.forward(x);
+            x = block.forward(x, profile);
         }
         x
     }
@@ -383,6 +464,11 @@ impl<B: Backend> FoldedResNet<B> {
             Some(block) => block.conv3.weight.dims()[0],
             None => self.conv1.weight.dims()[0],
         }
+    }
+
+    /// Whether [`Self::forward`] runs the CPU path (it does on the CPU backend).
+    pub fn uses_cpu_path(&self) -> bool {
+        self.cpu.is_some()
     }
 
     fn blocks(&self) -> impl Iterator<Item = &FoldedBottleneck<B>> {
@@ -396,13 +482,38 @@ impl<B: Backend> FoldedResNet<B> {
 
 impl<B: Backend> FoldedBottleneck<B> {
     /// `[N, Cin, H, W]` -> `[N, 4 * planes, H / stride, W / stride]`.
-    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    fn forward(&self, x: Tensor<B, 4>, profile: &mut Profile) -> Tensor<B, 4> {
         let identity = match &self.downsample {
-            Some(ds) => ds.forward(x.clone()),
+            Some(ds) => {
+                let macs = conv_macs(ds, &x);
+                profile.time(Layer::Downsample, macs, || ds.forward(x.clone()))
+            }
             None => x.clone(),
         };
-        let out = relu(self.conv1.forward(x));
-        let out = relu(self.conv2.forward(out));
-        relu(self.conv3.forward(out) + identity)
+        let macs = conv_macs(&self.conv1, &x);
+        let out = profile.time(Layer::Conv1x1, macs, || self.conv1.forward(x));
+        let out = profile.time(Layer::ElementWise, 0, || relu(out));
+        let kind = match self.conv2.stride {
+            [1, 1] => Layer::Conv3x3,
+            _ => Layer::Conv3x3Stride2,
+        };
+        let macs = conv_macs(&self.conv2, &out);
+        let out = profile.time(kind, macs, || self.conv2.forward(out));
+        let out = profile.time(Layer::ElementWise, 0, || relu(out));
+        let macs = conv_macs(&self.conv3, &out);
+        let out = profile.time(Layer::Conv1x1, macs, || self.conv3.forward(out));
+        profile.time(Layer::ElementWise, 0, || relu(out + identity))
     }
+}
+
+/// Multiply-accumulates of `conv` on `x` (square kernels, "same"-style padding as here).
+fn conv_macs<B: Backend>(conv: &Conv2d<B>, x: &Tensor<B, 4>) -> u64 {
+    let [n, _, h, w] = x.dims();
+    let [out_c, in_c, kh, kw] = conv.weight.dims();
+    let pad = kh / 2;
+    let (oh, ow) = (
+        (h + 2 * pad - kh) / conv.stride[0] + 1,
+        (w + 2 * pad - kw) / conv.stride[1] + 1,
+    );
+    (n * oh * ow * out_c * in_c * kh * kw) as u64
 }
