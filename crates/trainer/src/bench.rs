@@ -297,43 +297,33 @@ pub struct EpochReport {
 
 /// Times every `stride`-th batch of one epoch of the default model on `data` (the epoch's
 /// length buckets, in their shuffled order, so the sample has the epoch's mix of lengths),
-/// after `options.warmup` untimed steps. Validation is not part of it.
+/// each once, after `options.warmup` untimed steps on the sample's first batches. Validation
+/// is not part of it.
 pub fn run_epoch<B: Backend>(
     options: &BenchOptions,
     data: &Dataset,
     device: &B::Device,
     stride: usize,
 ) -> Result<EpochReport> {
-    let config = bench_config(options);
-    let mut run = Trainer::<B>::start(&config, data, std::slice::from_ref(device))?;
-    let lengths: Vec<usize> = data.train.iter().map(|c| c.tokens.len()).collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
-    let batches = length_buckets(&lengths, options.batch_size, &mut rng);
+    let (batches, rng) = epoch_batches(options, data);
     let sample: Vec<&[usize]> = batches
         .iter()
         .step_by(stride.max(1))
         .map(Vec::as_slice)
         .collect();
-    let learning_rate = config.trainer.learning_rate;
-    for &batch in sample.iter().take(options.warmup) {
-        (run, _) = run.step(batch, learning_rate, &mut rng);
-    }
-    let started = Instant::now();
-    let mut captions = 0;
-    for &batch in &sample {
-        let loss;
-        (run, loss) = run.step(batch, learning_rate, &mut rng);
-        anyhow::ensure!(loss.loss.is_finite(), "benchmark loss is {}", loss.loss);
-        captions += batch.len();
-    }
-    let seconds = started.elapsed().as_secs_f64();
+    // The warm-up steps cycle round to the end, so every batch of the sample is timed once.
+    let once = BenchOptions {
+        steps: sample.len(),
+        ..options.clone()
+    };
+    let report = time_batches::<B>(&once, &bench_config(options), data, device, &sample, rng)?;
     Ok(EpochReport {
         batches: batches.len(),
         timed: sample.len(),
-        captions,
-        seconds,
-        epoch_seconds: seconds / captions as f64 * data.train.len() as f64,
-        peak_rss_mib: peak_rss_mib(),
+        captions: report.captions,
+        seconds: report.seconds,
+        epoch_seconds: report.seconds / report.captions as f64 * data.train.len() as f64,
+        peak_rss_mib: report.peak_rss_mib,
     })
 }
 
@@ -367,13 +357,32 @@ fn time_steps<B: Backend>(
     data: &Dataset,
     device: &B::Device,
 ) -> Result<BenchReport> {
-    let run = Trainer::<B>::start(config, data, std::slice::from_ref(device))?;
+    let (batches, rng) = epoch_batches(options, data);
+    let batches: Vec<&[usize]> = batches.iter().map(Vec::as_slice).collect();
+    time_batches::<B>(options, config, data, device, &batches, rng)
+}
+
+/// One epoch's length buckets of `data`'s train captions, and the generator that drew them,
+/// which the steps go on to draw dropout from.
+fn epoch_batches(options: &BenchOptions, data: &Dataset) -> (Vec<Vec<usize>>, ChaCha8Rng) {
     let lengths: Vec<usize> = data.train.iter().map(|c| c.tokens.len()).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let batches = length_buckets(&lengths, options.batch_size, &mut rng);
-    let batches: Vec<&[usize]> = batches.iter().map(Vec::as_slice).collect();
+    (batches, rng)
+}
+
+/// Times `options.steps` training steps of `config`'s model on `batches` (cycled).
+fn time_batches<B: Backend>(
+    options: &BenchOptions,
+    config: &PipelineConfig,
+    data: &Dataset,
+    device: &B::Device,
+    batches: &[&[usize]],
+    mut rng: ChaCha8Rng,
+) -> Result<BenchReport> {
+    let run = Trainer::<B>::start(config, data, std::slice::from_ref(device))?;
     let learning_rate = config.trainer.learning_rate;
-    timed(options, run, &batches, |run, batch| {
+    timed(options, run, batches, |run, batch| {
         let (run, loss) = run.step(batch, learning_rate, &mut rng);
         (run, loss.loss, batch.len(), loss.tokens)
     })

@@ -116,7 +116,7 @@ pub fn descend<B: Backend>(
         captions: work.captions.len(),
     };
     let parts = slices(work.captions.len(), replicas.len());
-    let mut rngs: Vec<Option<ChaCha8Rng>> = match rng {
+    let rngs: Vec<Option<ChaCha8Rng>> = match rng {
         Some(rng) => parts
             .iter()
             .map(|_| Some(ChaCha8Rng::seed_from_u64(rng.next_u64())))
@@ -124,7 +124,7 @@ pub fn descend<B: Backend>(
         None => parts.iter().map(|_| None).collect(),
     };
     let shares: Vec<(Replica<B>, f64, GradientsParams)> = on_threads(
-        replicas.into_iter().zip(parts).zip(rngs.drain(..)),
+        replicas.into_iter().zip(parts).zip(rngs),
         |((replica, part), mut rng)| {
             let (loss, grads) = share(&replica, data, work, part, whole, rng.as_mut());
             (replica, loss, grads)
