@@ -203,6 +203,14 @@ impl Folded {
     }
 }
 
+/// Deterministic values in [-1, 1), for the kernels' tests.
+#[cfg(test)]
+fn test_values(n: usize, seed: u32) -> Vec<f32> {
+    (0..n as u32)
+        .map(|i| ((i * 7919 + seed * 104729) % 1000) as f32 / 500.0 - 1.0)
+        .collect()
+}
+
 /// A folded burn convolution, reordered for channels-last activations.
 fn prepare<B: Backend>(conv: &Conv2d<B>) -> Conv {
     Folded::of(conv).into_conv()

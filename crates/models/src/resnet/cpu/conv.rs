@@ -160,6 +160,7 @@ fn tile_rows(rows: usize, k: usize, n: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_values as values;
     use super::*;
 
     /// Direct convolution of channels-last `x` with burn-layout weights, for reference.
@@ -210,12 +211,6 @@ mod tests {
             }
         }
         out
-    }
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n as u32)
-            .map(|i| ((i * 7919 + seed * 104729) % 1000) as f32 / 500.0 - 1.0)
-            .collect()
     }
 
     #[test]

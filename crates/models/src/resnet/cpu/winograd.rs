@@ -275,13 +275,8 @@ fn store(value: f32x8, out: &mut [f32]) {
 mod tests {
     use super::super::conv::Conv;
     use super::super::matmul::Finish;
+    use super::super::test_values as values;
     use super::*;
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n as u32)
-            .map(|i| ((i * 7919 + seed * 104729) % 1000) as f32 / 500.0 - 1.0)
-            .collect()
-    }
 
     #[test]
     fn matches_the_direct_convolution() {
