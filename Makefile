@@ -42,12 +42,15 @@ all: $(addprefix $(BIN)/,$(BINARIES))
 $(addprefix $(BIN)/,$(BINARIES)) &: FORCE
 	$(CARGO) build --release --locked --workspace --bins $(if $(FEATURES),--features $(subst $(eval) ,$(comma),$(foreach b,$(BURN_BINARIES),$(b)/$(FEATURES))))
 
-# Config sections per stage; the stamp file changes only when they do.
+# What each stage reads of the config (whole sections, or single keys of another stage's
+# section); the stamp file changes only when one of them does. tests/stamps.rs checks each
+# list both ways: a key in it reruns the stage, a key outside it does not. Paths given as
+# make variables (DATASET, WORK, WEIGHTS) are file dependencies instead.
 synth_SECTIONS      := synth
-cleaner_SECTIONS    := cleaner
-featurizer_SECTIONS := featurizer,model
+cleaner_SECTIONS    := cleaner,paths.splits_dir
+featurizer_SECTIONS := featurizer,model.decoder
 tokenizer_SECTIONS  := tokenizer
-trainer_SECTIONS    := model,trainer
+trainer_SECTIONS    := model,trainer,evaluator.max_len,evaluator.suppress_unk
 evaluator_SECTIONS  := evaluator
 $(STAMPS)/%.json: $(BIN)/cleaner FORCE
 	@mkdir -p $(@D)

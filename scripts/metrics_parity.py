@@ -7,7 +7,10 @@ Rerun (from the repository root) whenever the fixture should change:
     python3 scripts/metrics_parity.py
     cargo test --release -p metrics --test parity
 
-The fixture, crates/metrics/tests/fixtures/parity.json, holds several cases. Each has the
+The fixture, crates/metrics/tests/fixtures/parity.json, holds several cases: two random
+corpora, random_40 (seed 2015: a small corpus, where CIDEr-D's document frequencies are
+coarse) and random_1000 (seed 2016: 1,000 images, a test split's size), then hand-written edge
+cases (single_image, degenerate, all_empty); 1,047 images in all, about 0.5 MB. Each has the
 tokenized candidates and references (images aligned by index) and the scores pycocoevalcap's
 Bleu(4), Rouge() and Cider() give when fed the same tokens joined by single spaces (the PTB
 tokenizer is not run: the Rust crate receives clean tokens too). The captions are generated
@@ -162,12 +165,15 @@ def to_json(fixture):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=40, help="images in the random case")
-    parser.add_argument("--seed", type=int, default=2015)
+    parser.add_argument("--images", type=int, nargs="+", default=[40, 1000],
+                        help="images in each random case (one case per number)")
+    parser.add_argument("--seed", type=int, default=2015,
+                        help="seed of the first random case; the next ones take seed+1, seed+2...")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
 
-    cases = [random_case(f"random_{args.images}", args.images, args.seed)] + fixed_cases()
+    cases = [random_case(f"random_{n}", n, args.seed + k) for k, n in enumerate(args.images)]
+    cases += fixed_cases()
     fixture = {
         "generator": "scripts/metrics_parity.py",
         "pycocoevalcap": version("pycocoevalcap"),

@@ -105,6 +105,66 @@ fn caption_draws_one_figure_per_photo_with_a_tile_per_word() {
     }
 }
 
+/// On a flat grey photo every cell of a word's tile shows only its attention: the tile is the
+/// photo dimmed to `DIM` where the word's weight is 0 and kept where it peaks (the blue channel
+/// gets no tint). Each of the 49 cells, read back at its centre, must give the word's weight
+/// over its peak, as `caption --json` reports it, and the brightest cell is where it peaks.
+#[test]
+fn each_word_tile_is_bright_where_its_weights_peak() {
+    let cwd = trained();
+    image::RgbImage::from_pixel(240, 240, image::Rgb([128, 128, 128]))
+        .save(cwd.join("grey.png"))
+        .unwrap();
+    let out = run_ok(
+        "caption",
+        cwd,
+        &[
+            "--work-dir",
+            "work",
+            "--json",
+            "--attention-dir",
+            "grey_maps",
+            "grey.png",
+        ],
+    );
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let attention: Vec<Vec<f32>> = serde_json::from_value(line["attention"].clone()).unwrap();
+    assert!(!attention.is_empty(), "{line}");
+    let figure = image::open(cwd.join("grey_maps/grey.png"))
+        .unwrap()
+        .to_rgb8();
+    let dim = models::attention_map::DIM;
+    for (word, weights) in attention.iter().enumerate() {
+        assert_eq!(weights.len(), 49);
+        let peak = weights.iter().copied().fold(0f32, f32::max);
+        let tile = word as u32 + 1;
+        let (x, y) = (8 + (tile % 5) * 232, 8 + (tile / 5) * 256);
+        // Pixel 32 c + 15 is a 64th of a cell from cell c's centre: its value, nearly.
+        let shown: Vec<f32> = (0..49u32)
+            .map(|cell| {
+                let (row, column) = (cell / 7, cell % 7);
+                let blue = figure.get_pixel(x + 32 * column + 15, y + 32 * row + 15)[2];
+                (f32::from(blue) / 128.0 - dim) / (1.0 - dim)
+            })
+            .collect();
+        for (cell, (&w, &a)) in weights.iter().zip(&shown).enumerate() {
+            assert!(
+                (w / peak - a).abs() < 0.03,
+                "word {word}, cell {cell}: weight {:.3} of the peak, shown {a:.3}",
+                w / peak
+            );
+        }
+        let brightest = (0..49)
+            .max_by(|&i, &j| shown[i].total_cmp(&shown[j]))
+            .unwrap();
+        assert!(
+            weights[brightest] >= 0.97 * peak,
+            "word {word}: brightest cell {brightest} has weight {} of peak {peak}",
+            weights[brightest]
+        );
+    }
+}
+
 #[test]
 fn without_the_grid_the_trainer_says_which_stage_makes_it() {
     let cwd = trained();

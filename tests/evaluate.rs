@@ -48,14 +48,6 @@ fn evaluation_writes_predictions_metrics_and_a_self_contained_report() {
     let metrics: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(work.join("eval/metrics.json")).unwrap())
             .unwrap();
-    for key in [
-        "BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D",
-    ] {
-        let value = metrics[key]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{key} missing: {metrics}"));
-        assert!(value.is_finite() && value >= 0.0, "{key} = {value}");
-    }
     assert_eq!(metrics["split"], "test");
     assert_eq!(metrics["decoder"], "beam3");
     assert!(metrics["model_hash"].as_str().unwrap().len() == 64);
@@ -70,6 +62,55 @@ fn evaluation_writes_predictions_metrics_and_a_self_contained_report() {
         .collect();
     assert_eq!(predictions.len(), test_images.len());
     assert_eq!(metrics["images"], test_images.len());
+
+    // Every metric is the scorer's on these predictions against the test split's clean
+    // references: the evaluator scored what it wrote, on the split it names.
+    let references: Vec<Vec<String>> = predictions
+        .iter()
+        .map(|p| {
+            captions
+                .iter()
+                .filter(|c| c.image == p.image && c.split == contracts::Split::Test)
+                .map(|c| c.clean.clone())
+                .collect()
+        })
+        .collect();
+    let words = |text: &String| {
+        text.split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let candidates: Vec<Vec<String>> = predictions.iter().map(|p| words(&p.caption)).collect();
+    let tokens: Vec<Vec<Vec<String>>> = references
+        .iter()
+        .map(|refs| refs.iter().map(words).collect())
+        .collect();
+    let scores = metrics::score_corpus(&candidates, &tokens).unwrap();
+    let meteor =
+        metrics::Meteor::load(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/meteor")).unwrap();
+    let hypotheses: Vec<&str> = predictions.iter().map(|p| p.caption.as_str()).collect();
+    let meteor = meteor
+        .score_corpus(&hypotheses, &references)
+        .unwrap()
+        .corpus;
+    for (key, expected) in [
+        ("BLEU-1", scores.bleu[0]),
+        ("BLEU-2", scores.bleu[1]),
+        ("BLEU-3", scores.bleu[2]),
+        ("BLEU-4", scores.bleu[3]),
+        ("METEOR", meteor),
+        ("ROUGE-L", scores.rouge_l),
+        ("CIDEr-D", scores.cider_d),
+    ] {
+        let value = metrics[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} missing: {metrics}"));
+        // Relative: an untrained model's BLEU-4 is near 1e-13, under any absolute bound.
+        assert!(
+            (value - expected).abs() <= 1e-12 * expected.abs(),
+            "{key} = {value}, the scorer gives {expected}"
+        );
+    }
 
     let html = std::fs::read_to_string(work.join("eval/report.html")).unwrap();
     assert!(
@@ -168,7 +209,14 @@ fn caption_names_a_corrupt_file_and_captions_the_others() {
             && lines[1].starts_with("photos/synth_00001.png\t"),
         "{stdout}"
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("broken.jpg"));
+    assert_eq!(
+        // Whole, line break included: one line, not the decoder's own break after it.
+        String::from_utf8_lossy(&out.stderr),
+        "cannot caption photos/broken.jpg: Format error decoding Jpeg: I/O errors Not enough \
+         bytes, expected 1 but found 0\n",
+        "{}",
+        describe(&out)
+    );
 
     let out = run_ok(
         "caption",

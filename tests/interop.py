@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Opens Parquet files written by the stages with pyarrow and checks the contract schemas
-(design.md) and the provenance metadata. Used by tests/stages.rs; also handy by hand:
+(the README's Outputs section) and the provenance metadata. Used by tests/stages.rs; also handy by hand:
 
     python3 tests/interop.py data/demo/captions.parquet data/demo/features data/demo/grid
 """

@@ -24,6 +24,10 @@ pub struct Captioned {
     pub image: String,
     pub caption: String,
     pub log_prob: f32,
+    /// For a model with attention, each word's weights over the grid (row-major, 49 for
+    /// ResNet50's 7x7); left out of the JSON otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attention: Vec<Vec<f32>>,
 }
 
 /// An image that could not be captioned, and why.
@@ -147,7 +151,7 @@ impl BackendTask for CaptionImages<'_> {
                     }
                     Err(e) => failed.push(Failed {
                         image: display(path),
-                        reason: e.reason.to_string(),
+                        reason: e.reason_text(),
                     }),
                 }
             }
@@ -188,6 +192,7 @@ impl BackendTask for CaptionImages<'_> {
                     image,
                     caption: trained.vocab.caption(&hypothesis.tokens)?,
                     log_prob: hypothesis.log_prob,
+                    attention: hypothesis.attention,
                 });
             }
         }

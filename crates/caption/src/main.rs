@@ -33,7 +33,8 @@ struct Cli {
     #[arg(required = true, value_name = "IMAGE|DIR")]
     inputs: Vec<PathBuf>,
 
-    /// One JSON object per line (`image`, `caption`, `log_prob`) instead of TSV.
+    /// One JSON object per line (`image`, `caption`, `log_prob`, and for an attention model
+    /// `attention`: each word's weights over the 7x7 grid, row-major) instead of TSV.
     #[arg(long)]
     json: bool,
 

@@ -139,9 +139,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("notes.txt"), "hello").unwrap();
         let err = detect(dir.path(), None).unwrap_err().to_string();
-        assert!(
-            err.contains("no known dataset layout") && err.contains("captions.txt"),
-            "{err}"
+        assert_eq!(
+            err,
+            format!(
+                "no known dataset layout in {}: looked for Flickr8k.token.txt (original \
+                 Flickr8k), captions.txt (Kaggle Flickr8k or `synth`) and dataset_*.json \
+                 (Karpathy split); see README.md, \"Data layouts\"",
+                dir.path().display()
+            )
         );
     }
 

@@ -18,7 +18,7 @@ pub use crate::stage::Stage;
 use crate::dataset::dataset_parts;
 use crate::error::ContractError;
 
-/// Version of the table layouts in `design.md`; bumped when a column changes.
+/// Version of the table layouts (the README's Outputs section); bumped when a column changes.
 pub const SCHEMA_VERSION: u32 = 1;
 
 pub(crate) const KEY_STAGE: &str = "imagecaptioning.stage";

@@ -1,4 +1,4 @@
-//! The contract tables of `design.md` as typed rows. Each table is a [`Table`]: its Arrow
+//! The contract tables (the README's Outputs section) as typed rows. Each table is a [`Table`]: its Arrow
 //! schema, the stage that writes it, and the conversion of its rows to and from record
 //! batches, by column name. [`read`] and [`write`] do the rest for every table alike.
 

@@ -29,6 +29,22 @@ pub struct TeacherBatch<B: Backend> {
     /// This batch's share of the captions whose mean the per-caption terms (the attention
     /// regulariser) take: 1, or less for a part of a split batch ([`Self::part_of`]).
     pub caption_share: f64,
+    /// Set for captions the model sampled itself ([`Self::self_critical`]).
+    pub sampled: Option<SampledPolicy>,
+}
+
+/// The distribution self-critical captions were drawn from: the model's softmax without the
+/// tokens sampling bans. The loss scores the captions with the log-probabilities of that same
+/// distribution (renormalised over the allowed tokens), so that its gradient is REINFORCE's
+/// for the policy that was sampled; with the full softmax every banned token would get
+/// `advantage * p` of gradient and, under mostly negative advantages, be pushed up step after
+/// step. The objective is REINFORCE alone: per-caption regularisers of teacher forcing (the
+/// attention model's doubly stochastic term) are left out, so that a constant reward leaves
+/// every model unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampledPolicy {
+    /// Tokens that were never drawn (`<pad>`, `<start>`, and `<unk>` with `suppress_unk`).
+    pub banned: Vec<u32>,
 }
 
 impl<B: Backend> TeacherBatch<B> {
@@ -41,11 +57,27 @@ impl<B: Backend> TeacherBatch<B> {
         Self::layout(captions, None, device)
     }
 
-    /// [`Self::new`] with every position of caption `b` weighing `weights[b]` in the loss:
-    /// self-critical training's `-(r - b) * sum log p` as a weighted cross-entropy.
-    pub fn weighted(captions: &[&[u32]], weights: &[f32], device: &B::Device) -> Self {
+    /// Captions the model sampled, every position of caption `b` weighing `weights[b]` in the
+    /// loss: self-critical training's `-(r - b) * sum log p` as a weighted cross-entropy over
+    /// the distribution `policy` describes.
+    pub fn self_critical(
+        captions: &[&[u32]],
+        weights: &[f32],
+        policy: SampledPolicy,
+        device: &B::Device,
+    ) -> Self {
         assert_eq!(captions.len(), weights.len(), "one weight per caption");
-        Self::layout(captions, Some(weights), device)
+        let mut batch = Self::layout(captions, Some(weights), device);
+        batch.sampled = Some(policy);
+        batch
+    }
+
+    /// The vocabulary columns the loss's softmax leaves out.
+    pub fn banned_columns(&self) -> Vec<usize> {
+        self.sampled
+            .as_ref()
+            .map(|policy| policy.banned.iter().map(|&t| t as usize).collect())
+            .unwrap_or_default()
     }
 
     fn layout(captions: &[&[u32]], weights: Option<&[f32]>, device: &B::Device) -> Self {
@@ -89,6 +121,7 @@ impl<B: Backend> TeacherBatch<B> {
             tokens,
             weights: weights.map(|_| row_weights),
             caption_share: 1.0,
+            sampled: None,
         }
     }
 
@@ -120,6 +153,7 @@ impl<B: AutodiffBackend> TeacherBatch<B> {
             tokens: self.tokens,
             weights: self.weights.clone(),
             caption_share: self.caption_share,
+            sampled: self.sampled.clone(),
         }
     }
 }

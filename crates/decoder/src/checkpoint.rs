@@ -15,6 +15,7 @@ use std::path::Path;
 use burn::module::Module;
 use burn::record::{
     FullPrecisionSettings, NamedMpkBytesRecorder, PrecisionSettings, Record, Recorder,
+    RecorderError,
 };
 use burn::tensor::backend::Backend;
 use contracts::EncoderSettings;
@@ -106,6 +107,22 @@ pub fn save_checkpoint<B: Backend, O: Record<B>>(
     contracts::atomic::write_atomically(path, &bytes).map_err(DecoderError::from)
 }
 
+/// What burn's recorder says of a file it cannot read, in one line: a file that ends early is
+/// called cut off (burn's own text for it suggests an old burn version, which misleads), and
+/// any other message loses that suggestion and its line breaks.
+fn recorder_message(error: RecorderError) -> String {
+    let (RecorderError::FileNotFound(text)
+    | RecorderError::DeserializeError(text)
+    | RecorderError::Unknown(text)) = error;
+    if text.contains("UnexpectedEof") {
+        return "the file ends early: it was cut off, by an interrupted copy or a full disk".into();
+    }
+    text.lines()
+        .filter(|line| !line.is_empty() && !line.starts_with("The internal data format"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Reads a checkpoint: the model (shapes checked against the recorded config), the optimizer
 /// part as `O` (use [`Skipped`] to ignore it) and its [`TrainedInfo`].
 pub fn load_checkpoint<B: Backend, O: Record<B>>(
@@ -127,7 +144,7 @@ pub fn load_checkpoint<B: Backend, O: Record<B>>(
     })?;
     let (record, optimizer, info_json): (ModelRecord<B>, O, String) =
         Recorder::<B>::load(&ByteRecorder::default(), bytes, device)
-            .map_err(|e| format_error(e.to_string()))?;
+            .map_err(|e| format_error(recorder_message(e)))?;
     let info: TrainedInfo = serde_json::from_str(&info_json)
         .map_err(|e| format_error(format!("its training info is unreadable: {e}")))?;
     if info.format != CHECKPOINT_FORMAT {

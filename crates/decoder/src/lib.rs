@@ -32,11 +32,13 @@ mod output;
 pub mod search;
 mod stats;
 
-pub use batch::TeacherBatch;
+pub use batch::{SampledPolicy, TeacherBatch};
 pub use captioner::{Captioner, CaptionerConfig, CaptionerState};
 pub use checkpoint::{Skipped, TrainedInfo, load_checkpoint, save_checkpoint};
 pub use error::DecoderError;
 pub use loader::{TrainedCaptioner, load_captioner};
 pub use model::{CaptionModel, DecodeState, Images, Trainable};
-pub use search::{BeamConfig, Hypothesis, Sampled, beam_search, greedy, greedy_attended, sample};
+pub use search::{
+    BeamConfig, Hypothesis, Sampled, banned_tokens, beam_search, greedy, greedy_attended, sample,
+};
 pub use stats::{FeatureStats, MIN_STD, StatsAccumulator};

@@ -7,7 +7,10 @@
 
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Int, Tensor, TensorData};
+use contracts::ContractError;
+use contracts::grid::GridStore;
+use contracts::tables::FEATURE_DIM;
 use rand::RngCore;
 
 use crate::TeacherBatch;
@@ -26,6 +29,36 @@ impl<B: Backend> Images<B> {
     /// Pooled vectors only.
     pub fn pooled(pooled: Tensor<B, 2>) -> Self {
         Self { pooled, grid: None }
+    }
+
+    /// Rows `rows` of the stored features: the pooled vectors of `pooled` (row-major,
+    /// [`FEATURE_DIM`] each), and the grids of `grid` when the model reads them. The one place
+    /// a decoder's input is built from the featurizer's outputs (the trainer's batches, the
+    /// evaluator's split), so the host tables are the only copy of the features.
+    pub fn from_rows(
+        pooled: &[f32],
+        grid: Option<&GridStore>,
+        rows: &[usize],
+        device: &B::Device,
+    ) -> Result<Self, ContractError> {
+        let n = rows.len();
+        let values: Vec<f32> = rows
+            .iter()
+            .flat_map(|&row| &pooled[row * FEATURE_DIM..(row + 1) * FEATURE_DIM])
+            .copied()
+            .collect();
+        let pooled = Tensor::from_data(TensorData::new(values, [n, FEATURE_DIM]), device);
+        let grid = match grid {
+            Some(store) => {
+                let shape = store.shape();
+                Some(Tensor::from_data(
+                    TensorData::new(store.read(rows)?, [n, shape.regions(), shape.channels]),
+                    device,
+                ))
+            }
+            None => None,
+        };
+        Ok(Self { pooled, grid })
     }
 
     pub fn len(&self) -> usize {

@@ -38,6 +38,7 @@ pub(crate) fn logits<B: Backend>(
         row_captions: batch.row_captions.clone(),
         targets: batch.targets.clone(),
         weights: batch.weights.clone(),
+        banned: batch.banned_columns(),
     }
 }
 

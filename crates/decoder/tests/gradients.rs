@@ -1,24 +1,26 @@
 //! The fused training loss (hand-written LSTM and output-layer backward) must give the loss and
-//! gradients that plain autodiff gives for the reference `MergeModel::forward`.
+//! gradients that plain autodiff gives for the reference `MergeModel::reference_logits`, with
+//! dropout off and on (the reference draws the same masks in the same order).
 
 use burn::backend::Autodiff;
 use burn::module::{Param, ParamId};
 use burn::optim::GradientsParams;
-use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use decoder::merge::{MergeConfig, MergeModel, cross_entropy};
 use decoder::{CaptionModel, FeatureStats, Images, TeacherBatch, Trainable};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 type B = kernels::Cpu;
 type AD = Autodiff<B>;
 
-fn config(merge: bool) -> MergeConfig {
+fn config(merge: bool, dropout: f64) -> MergeConfig {
     MergeConfig {
         vocab_size: 13,
         feature_dim: 6,
         embed_dim: 5,
         hidden_dim: 7,
-        dropout: 0.0,
+        dropout,
         merge,
     }
 }
@@ -30,28 +32,22 @@ fn features(batch: usize) -> Tensor<AD, 2> {
     Tensor::from_data(TensorData::new(values, [batch, 6]), &Default::default())
 }
 
-/// Reference loss: autodiff through `forward`, scored positions picked row by row.
-fn reference(model: &MergeModel<AD>, captions: &[Vec<u32>]) -> (f32, GradientsParams) {
-    let device = Default::default();
-    let steps = captions.iter().map(|c| c.len() - 1).max().unwrap();
-    let batch = captions.len();
-    let mut inputs = vec![0i64; batch * steps];
-    let (mut rows, mut targets) = (Vec::new(), Vec::new());
-    for (b, c) in captions.iter().enumerate() {
-        for t in 0..c.len() - 1 {
-            inputs[b * steps + t] = i64::from(c[t]);
-            rows.push((b * steps + t) as i64);
-            targets.push(i64::from(c[t + 1]));
-        }
-    }
-    let n = rows.len();
-    let inputs = Tensor::<AD, 2, Int>::from_data(TensorData::new(inputs, [batch, steps]), &device);
-    let logits = model
-        .forward(features(batch), inputs, None)
-        .reshape([batch * steps, 13]);
-    let rows = Tensor::<AD, 1, Int>::from_data(TensorData::new(rows, [n]), &device);
-    let targets = Tensor::<AD, 1, Int>::from_data(TensorData::new(targets, [n]), &device);
-    let loss = cross_entropy(logits.select(0, rows), targets);
+/// Dropout masks from `seed`, or none.
+fn masks(seed: Option<u64>) -> Option<ChaCha8Rng> {
+    seed.map(ChaCha8Rng::seed_from_u64)
+}
+
+/// Reference loss: autodiff through `reference_logits`, dropout drawn from `seed`.
+fn reference(
+    model: &MergeModel<AD>,
+    batch: &TeacherBatch<AD>,
+    seed: Option<u64>,
+) -> (f32, GradientsParams) {
+    let mut rng = masks(seed);
+    let images = Images::pooled(features(batch.batch_size));
+    let logits =
+        model.reference_logits(&images, batch, rng.as_mut().map(|r| r as &mut dyn RngCore));
+    let loss = cross_entropy(logits, batch.targets.clone());
     let value = loss.clone().into_scalar();
     (value, GradientsParams::from_grads(loss.backward(), model))
 }
@@ -84,16 +80,22 @@ fn assert_close<const D: usize>(name: &str, a: Tensor<B, D>, b: Tensor<B, D>) {
     }
 }
 
-fn check(merge: bool, captions: Vec<Vec<u32>>) {
+/// Compares the fused pass with the reference and returns the fused gradients of the output
+/// layer's weight (to tell dropout masks apart).
+fn check(merge: bool, dropout: f64, seed: Option<u64>, captions: Vec<Vec<u32>>) -> Vec<f32> {
     let device = Default::default();
-    let model = config(merge)
+    let model = config(merge, dropout)
         .init::<AD>(&FeatureStats::identity(6), 5, &device)
         .unwrap();
-    let (expected_loss, expected) = reference(&model, &captions);
     let refs: Vec<&[u32]> = captions.iter().map(Vec::as_slice).collect();
     let batch = TeacherBatch::<AD>::new(&refs, &device);
-    let (loss, grads) =
-        model.loss_and_grads(&Images::pooled(features(captions.len())), &batch, None);
+    let (expected_loss, expected) = reference(&model, &batch, seed);
+    let mut rng = masks(seed);
+    let (loss, grads) = model.loss_and_grads(
+        &Images::pooled(features(captions.len())),
+        &batch,
+        rng.as_mut().map(|r| r as &mut dyn RngCore),
+    );
     let loss: f32 = loss.into_scalar();
     assert!(
         (loss - expected_loss).abs() < 1e-5,
@@ -120,32 +122,68 @@ fn check(merge: bool, captions: Vec<Vec<u32>>) {
         let b = expected.get::<B, 1>(param.id).unwrap();
         assert_close(name, a, b);
     }
-    // The validation loss (no gradients) agrees too.
-    let inner = burn::module::AutodiffModule::valid(&model);
-    let plain = TeacherBatch::<B>::new(&refs, &device);
-    let f = features(captions.len()).inner();
-    let value: f32 = inner.loss(&Images::pooled(f), &plain).into_scalar();
-    assert!(
-        (value - expected_loss).abs() < 1e-5,
-        "validation loss {value} vs {expected_loss}"
-    );
-    let _ = <B as Backend>::name(&device);
+    if seed.is_none() {
+        // The validation loss (no gradients, no dropout) agrees too.
+        let inner = burn::module::AutodiffModule::valid(&model);
+        let plain = TeacherBatch::<B>::new(&refs, &device);
+        let f = features(captions.len()).inner();
+        let value: f32 = inner.loss(&Images::pooled(f), &plain).into_scalar();
+        assert!(
+            (value - expected_loss).abs() < 1e-5,
+            "validation loss {value} vs {expected_loss}"
+        );
+    }
+    grads
+        .get::<B, 2>(model.output.weight.id)
+        .unwrap()
+        .into_data()
+        .to_vec()
+        .unwrap()
+}
+
+fn padded() -> Vec<Vec<u32>> {
+    vec![vec![1, 5, 6, 2], vec![1, 7, 8, 9, 10, 2], vec![1, 4, 2]]
 }
 
 #[test]
 fn fused_gradients_match_autodiff_with_padding() {
-    check(
-        true,
-        vec![vec![1, 5, 6, 2], vec![1, 7, 8, 9, 10, 2], vec![1, 4, 2]],
-    );
+    check(true, 0.0, None, padded());
 }
 
 #[test]
 fn fused_gradients_match_autodiff_equal_lengths() {
-    check(true, vec![vec![1, 5, 6, 11, 2], vec![1, 7, 8, 9, 2]]);
+    check(
+        true,
+        0.0,
+        None,
+        vec![vec![1, 5, 6, 11, 2], vec![1, 7, 8, 9, 2]],
+    );
 }
 
 #[test]
 fn fused_gradients_match_autodiff_without_merge() {
-    check(false, vec![vec![1, 5, 6, 2], vec![1, 7, 8, 9, 12, 2]]);
+    check(
+        false,
+        0.0,
+        None,
+        vec![vec![1, 5, 6, 2], vec![1, 7, 8, 9, 12, 2]],
+    );
+}
+
+#[test]
+fn fused_gradients_match_autodiff_with_dropout_on() {
+    let one = check(true, 0.5, Some(9), padded());
+    check(false, 0.5, Some(9), padded());
+    check(
+        true,
+        0.3,
+        Some(2),
+        vec![vec![1, 5, 6, 11, 2], vec![1, 7, 8, 9, 2]],
+    );
+    // Dropout is really on: other masks give other gradients.
+    assert_ne!(
+        one,
+        check(true, 0.5, Some(10), padded()),
+        "the masks made no difference"
+    );
 }

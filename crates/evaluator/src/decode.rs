@@ -3,9 +3,8 @@
 
 use anyhow::Result;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
 use contracts::grid::GridStore;
-use contracts::tables::{FEATURE_DIM, Features};
+use contracts::tables::Features;
 use decoder::{BeamConfig, Images, TrainedCaptioner, beam_search};
 
 /// Images decoded per beam-search call.
@@ -31,24 +30,10 @@ pub fn caption_all<B: Backend>(
     progress: &indicatif::ProgressBar,
 ) -> Result<Vec<Decoded>> {
     let mut out = Vec::with_capacity(features.images.len());
-    for (chunk, start) in features
-        .features
-        .chunks(DECODE_BATCH * FEATURE_DIM)
-        .zip((0..).step_by(DECODE_BATCH))
-    {
-        let rows = chunk.len() / FEATURE_DIM;
-        let mut images = Images::pooled(Tensor::<B, 2>::from_data(
-            TensorData::new(chunk.to_vec(), [rows, FEATURE_DIM]),
-            device,
-        ));
-        if let Some(store) = grid {
-            let index: Vec<usize> = (start..start + rows).collect();
-            let shape = store.shape();
-            images.grid = Some(Tensor::from_data(
-                TensorData::new(store.read(&index)?, [rows, shape.regions(), shape.channels]),
-                device,
-            ));
-        }
+    let count = features.images.len();
+    for start in (0..count).step_by(DECODE_BATCH) {
+        let index: Vec<usize> = (start..(start + DECODE_BATCH).min(count)).collect();
+        let images = Images::<B>::from_rows(&features.features, grid, &index, device)?;
         for hypothesis in beam_search(&trained.model, &images, config) {
             let caption = trained.vocab.caption(&hypothesis.tokens)?;
             let words = trained.vocab.words(&hypothesis.tokens)?;
@@ -63,7 +48,7 @@ pub fn caption_all<B: Backend>(
                 attention,
             });
         }
-        progress.set_position((start + rows) as u64);
+        progress.set_position((start + index.len()) as u64);
     }
     Ok(out)
 }

@@ -287,18 +287,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let preds = write(dir.path(), "p.tsv", "a.jpg\tone\na.jpg\ttwo\n");
         let err = read_any(&preds, true).unwrap_err().to_string();
-        assert!(err.contains("p.tsv:2"), "{err}");
+        assert_eq!(
+            err,
+            format!(
+                "{}:2: a second caption for image a.jpg; a predictions file holds one per image",
+                preds.display()
+            )
+        );
     }
 
     #[test]
     fn a_line_without_a_tab_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let preds = write(dir.path(), "p.tsv", "a.jpg\tok\nbroken line\n");
-        assert!(
-            read_any(&preds, true)
-                .unwrap_err()
-                .to_string()
-                .contains("p.tsv:2")
+        assert_eq!(
+            read_any(&preds, true).unwrap_err().to_string(),
+            format!("{}:2: expected `image<TAB>caption`", preds.display())
         );
     }
 }

@@ -106,9 +106,13 @@ mod tests {
         let err = ImageList::resolve(dir.path(), None)
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("make captions") && err.contains("--images"),
-            "{err}"
+        assert_eq!(
+            err,
+            format!(
+                "{} does not exist: run the cleaner first (`make captions`), \
+                 or pass --images DIR to featurize every image in a folder",
+                dir.path().join(CAPTIONS_FILE).display()
+            )
         );
     }
 }

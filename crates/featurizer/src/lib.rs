@@ -184,7 +184,7 @@ fn featurize<B: Backend>(options: &Options, device: &B::Device) -> Result<Summar
         let progress = progress_bar(todo.iter().map(|p| p.range.len() as u64).sum());
         pipeline::run(
             &plan,
-            |path: &Path| preprocess.load(path).map_err(|e| e.reason.to_string()),
+            |path: &Path| preprocess.load(path).map_err(|e| e.reason_text()),
             |part: &Part,
              features: &Features,
              grids: Option<&Grids>,

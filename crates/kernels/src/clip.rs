@@ -64,6 +64,25 @@ pub fn scale_grads<B: AutodiffBackend, M: AutodiffModule<B>>(
     model.visit(&mut Scale { grads, factor });
 }
 
+/// `grads` with every gradient replaced by zeros of its shape, on its device; parameters
+/// without a gradient (constants outside the graph) stay without one. Zeros rather than
+/// `grads` scaled by 0, which would keep a NaN or an infinity.
+pub fn zeroed<B: AutodiffBackend, M: AutodiffModule<B>>(
+    model: &M,
+    mut grads: GradientsParams,
+) -> GradientsParams {
+    struct Zeros<'a>(&'a mut GradientsParams);
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Zeros<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            if let Some(grad) = self.0.remove::<B::InnerBackend, D>(param.id) {
+                self.0.register(param.id, grad.zeros_like());
+            }
+        }
+    }
+    model.visit(&mut Zeros(&mut grads));
+    grads
+}
+
 /// The sum of the squares of `tensor`'s elements, and the tensor back. The sum is split the
 /// same way on every run (fixed chunks, or rows), so clipping is bit-for-bit reproducible.
 fn squared_sum<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> (f64, Tensor<B, D>) {
@@ -179,6 +198,49 @@ mod tests {
             "{clipped} vs {}",
             norm / 2.0
         );
+    }
+
+    /// The idle replica's gradients: exact zeros even where a gradient is NaN (scaling by 0
+    /// keeps it), for the parameters that have a gradient and no others (an all-reduce over
+    /// unequal parameter sets would wait forever).
+    #[test]
+    fn zeroed_gradients_are_zero_whatever_they_held() {
+        type AD = Autodiff<Cpu>;
+        let device = Default::default();
+        let mut weight = vec![0.5f32; 24];
+        weight[3] = f32::NAN;
+        weight[7] = f32::INFINITY;
+        let layer = Linear::<AD> {
+            weight: Param::from_tensor(Tensor::from_data(
+                burn::tensor::TensorData::new(weight, [6, 4]),
+                &device,
+            )),
+            bias: Some(Param::from_tensor(Tensor::zeros([4], &device))),
+        };
+        let x = Tensor::<AD, 2>::ones([1, 6], &device);
+        let loss = layer.forward(x).tanh().sum();
+        let mut scaled_grads = GradientsParams::from_grads(loss.backward(), &layer);
+        scale_grads(&layer, &mut scaled_grads, 0.0);
+        let bias_id = layer.bias.as_ref().unwrap().id;
+        let scaled_bias: Vec<f32> = scaled_grads
+            .get::<Cpu, 1>(bias_id)
+            .unwrap()
+            .into_data()
+            .to_vec()
+            .unwrap();
+        assert!(scaled_bias.iter().any(|g| g.is_nan()), "{scaled_bias:?}");
+        // A parameter outside the graph has no gradient, before and after.
+        scaled_grads.remove::<Cpu, 2>(layer.weight.id).unwrap();
+        let zeros = zeroed(&layer, scaled_grads);
+        assert_eq!(zeros.len(), 1);
+        assert!(zeros.get::<Cpu, 2>(layer.weight.id).is_none());
+        let bias: Vec<f32> = zeros
+            .get::<Cpu, 1>(bias_id)
+            .unwrap()
+            .into_data()
+            .to_vec()
+            .unwrap();
+        assert_eq!(bias, vec![0.0; 4]);
     }
 
     #[test]

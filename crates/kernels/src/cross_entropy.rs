@@ -32,6 +32,10 @@ pub struct Logits<B: Backend> {
     /// `[tokens]`: each row's weight in the mean (self-critical training's advantages);
     /// `None`: every row weighs 1.
     pub weights: Option<Vec<f32>>,
+    /// Vocabulary columns outside the distribution (set to `-inf` before the softmax, so the
+    /// others' probabilities are renormalised over what remains and these get no gradient):
+    /// the tokens self-critical sampling never draws. Empty: the full softmax.
+    pub banned: Vec<usize>,
 }
 
 /// The gradients of the (weighted) mean cross-entropy.
@@ -44,7 +48,8 @@ pub struct LogitGrads<B: Backend> {
     pub image_part: Option<Tensor<B, 2>>,
 }
 
-/// Mean over rows of `weight * -log softmax(hidden_part + bias + image_part)[target]` (`[1]`).
+/// Mean over rows of `weight * -log softmax(hidden_part + bias + image_part)[target]` (`[1]`),
+/// the softmax taken over the columns that are not `banned`.
 pub fn loss<B: Backend>(logits: Logits<B>) -> Tensor<B, 1> {
     if is_host::<B>() {
         fused_rows(logits, false).loss()
@@ -133,6 +138,7 @@ fn fused_rows<B: Backend>(logits: Logits<B>, into_grads: bool) -> FusedRows<B> {
         .map(|t| t as usize)
         .collect();
     let weights = logits.weights.unwrap_or_else(|| vec![1.0; tokens]);
+    let banned = logits.banned;
     let bias = logits.bias.into_data();
     let bias = bias.as_slice::<f32>().expect("f32 logits");
     let image = logits.image_part.map(Tensor::into_data);
@@ -158,6 +164,9 @@ fn fused_rows<B: Backend>(logits: Logits<B>, into_grads: bool) -> FusedRows<B> {
                 for (value, p) in row.iter_mut().zip(part) {
                     *value += p;
                 }
+            }
+            for &column in &banned {
+                row[column] = f32::NEG_INFINITY;
             }
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let picked = row[target] - max;
@@ -272,6 +281,14 @@ impl<B: Backend> TensorForward<B> {
                 .reshape([tokens, vocab]),
             };
         }
+        if !logits.banned.is_empty() {
+            let mut mask = vec![0f32; vocab];
+            for &column in &logits.banned {
+                mask[column] = f32::NEG_INFINITY;
+            }
+            let mask = Tensor::<B, 1>::from_data(TensorData::new(mask, [vocab]), &values.device());
+            values = values + mask.unsqueeze_dim(0);
+        }
         let targets = logits.targets.reshape([tokens, 1]);
         // [tokens, 1]: the shift keeps exp() finite and cancels out of the loss.
         let max = values.clone().max_dim(1);
@@ -368,6 +385,7 @@ mod tests {
             row_captions: indexed.then(|| ints(&[0, 2, 1, 2, 0, 0], &device)),
             targets: ints(&[5, 699, 0, 42, 42, 300], &device),
             weights: None,
+            banned: Vec::new(),
         }
     }
 
@@ -379,6 +397,7 @@ mod tests {
             row_captions: l.row_captions.clone(),
             targets: l.targets.clone(),
             weights: l.weights.clone(),
+            banned: l.banned.clone(),
         }
     }
 
@@ -431,6 +450,87 @@ mod tests {
                 &Default::default(),
             );
             assert_close("scaled", f.logits, plain * scale.unsqueeze_dim(1));
+        }
+    }
+
+    /// The loss and gradients by burn's autodiff through `log_softmax`, independent of the
+    /// hand-written formulas: `[tokens, vocab]` logits, `[vocab]` bias, `[batch, vocab]` image.
+    fn autodiff_reference(
+        input: &Logits<Cpu>,
+    ) -> (
+        Tensor<Cpu, 1>,
+        Tensor<Cpu, 2>,
+        Tensor<Cpu, 1>,
+        Tensor<Cpu, 2>,
+    ) {
+        type AD = burn::backend::Autodiff<Cpu>;
+        let hidden =
+            Tensor::<AD, 2>::from_inner(Tensor::cat(input.hidden_part.clone(), 0)).require_grad();
+        let bias = Tensor::<AD, 1>::from_inner(input.bias.clone()).require_grad();
+        let image = Tensor::<AD, 2>::from_inner(input.image_part.clone().expect("an image part"))
+            .require_grad();
+        let [tokens, vocab] = hidden.dims();
+        let captions = Tensor::<AD, 1, Int>::from_inner(input.row_captions.clone().unwrap());
+        let mut logits =
+            hidden.clone() + bias.clone().unsqueeze_dim(0) + image.clone().select(0, captions);
+        let mut mask = vec![0f32; vocab];
+        for &column in &input.banned {
+            mask[column] = f32::NEG_INFINITY;
+        }
+        logits = logits
+            + Tensor::<AD, 1>::from_data(TensorData::new(mask, [vocab]), &Default::default())
+                .unsqueeze_dim(0);
+        let log_probs = burn::tensor::activation::log_softmax(logits, 1);
+        let targets = Tensor::<AD, 1, Int>::from_inner(input.targets.clone()).reshape([tokens, 1]);
+        let picked = log_probs.gather(1, targets).reshape([tokens]);
+        let weights = input.weights.clone().unwrap_or_else(|| vec![1.0; tokens]);
+        let weights =
+            Tensor::<AD, 1>::from_data(TensorData::new(weights, [tokens]), &Default::default());
+        let loss = (picked * weights).neg().mean();
+        let grads = loss.backward();
+        (
+            loss.inner(),
+            hidden.grad(&grads).unwrap(),
+            bias.grad(&grads).unwrap(),
+            image.grad(&grads).unwrap(),
+        )
+    }
+
+    #[test]
+    fn both_passes_match_burns_autodiff_weighted_and_with_banned_columns() {
+        for (weights, banned) in [
+            (None, Vec::new()),
+            (Some(vec![0.5, -2.0, 0.0, 1.0, 3.0, -0.25]), vec![1, 3, 650]),
+        ] {
+            let mut input = logits(true, true);
+            input.weights = weights;
+            input.banned = banned.clone();
+            let (loss, d_logits, d_bias, d_image) = autodiff_reference(&input);
+            let fused = fused_rows(clone(&input), true);
+            let (fused_loss, f) = (fused.loss(), fused.grads());
+            let (tensor_loss, t) = TensorForward::new(clone(&input)).grads();
+            for (what, grads, value) in [("fused", f, fused_loss), ("tensor", t, tensor_loss)] {
+                assert_close(&format!("{what} loss"), value, loss.clone());
+                assert_close(
+                    &format!("{what} d_logits"),
+                    grads.logits.clone(),
+                    d_logits.clone(),
+                );
+                assert_close(&format!("{what} d_bias"), grads.bias, d_bias.clone());
+                assert_close(
+                    &format!("{what} d_image"),
+                    grads.image_part.unwrap(),
+                    d_image.clone(),
+                );
+                // A banned column has no probability, so no gradient at all.
+                let values: Vec<f32> = grads.logits.into_data().to_vec().unwrap();
+                for &column in &banned {
+                    assert!(
+                        values.chunks(700).all(|row| row[column] == 0.0),
+                        "{what} {column}"
+                    );
+                }
+            }
         }
     }
 

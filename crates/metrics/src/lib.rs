@@ -7,7 +7,7 @@
 //! name the quirk a line keeps. Callers pass captions already split into tokens (the cleaner's
 //! lowercase, punctuation-free text split on whitespace); the PTB tokenizer does not run here.
 //! `scripts/metrics_parity.py` feeds the same tokens to pycocoevalcap's `Bleu(4)`, `Rouge()` and
-//! `Cider()` and `tests/parity.rs` checks that every score agrees to 1e-6.
+//! `Cider()` and `tests/parity.rs` checks that every score agrees to 1e-14.
 //!
 //! Images align by index: `candidates[i]` is scored against `references[i]`.
 

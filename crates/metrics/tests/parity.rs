@@ -1,6 +1,8 @@
 //! Parity with pycocoevalcap 1.2: every score in `fixtures/parity.json` (written by
 //! `scripts/metrics_parity.py`, which runs pycocoevalcap's `Bleu(4)`, `Rouge()` and `Cider()`
-//! on the same tokens) must be reproduced to 1e-6.
+//! on the same tokens) must be reproduced to 1e-14. The largest difference measured over the
+//! fixture's 1,047 images was 8.9e-16 (a CIDEr-D per image), a few ulps: the bound leaves room
+//! for another platform's `ln`/`exp` and nothing more.
 //!
 //! `METRICS_PARITY_FIXTURE=/path/to.json` checks another fixture written by the script, e.g. a
 //! larger one generated with `--images 2000`.
@@ -9,7 +11,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-const TOLERANCE: f64 = 1e-6;
+const TOLERANCE: f64 = 1e-14;
 
 #[derive(Deserialize)]
 struct Fixture {

@@ -25,7 +25,7 @@ const LABEL_PAD: u32 = 4;
 const LABEL_HEIGHT: u32 = GLYPH_SIZE + 2 * LABEL_PAD;
 /// Brightness kept where attention is zero: dark enough that the attended
 /// region stands out, light enough that the rest of the scene stays legible.
-const DIM: f32 = 0.25;
+pub const DIM: f32 = 0.25;
 /// Warm tint added in proportion to attention, so the focus still reads on a pale photo.
 const TINT: [f32; 3] = [56.0, 28.0, 0.0];
 /// Label of the first, plain tile.
@@ -412,6 +412,29 @@ mod tests {
         // Far from the peak the photo is dimmed to DIM, not blacked out.
         let corner = figure.get_pixel(x + PHOTO - 1, y + PHOTO - 1).0[0];
         assert_eq!(corner, (128.0 * DIM) as u8);
+    }
+
+    /// A peak off the diagonal (row 1, column 5) shows in that cell of its tile, and no other
+    /// cell is as bright: a transposed or mirrored map would light row 5, column 1.
+    #[test]
+    fn the_brightest_cell_of_a_tile_is_where_the_weights_peak() {
+        let figure = render(&grey_photo(), GRID, &[peaked("kite", 1, 5)]).unwrap();
+        let (x, y) = tile_origin(1, PHOTO, PHOTO);
+        let cell = PHOTO / GRID.1 as u32;
+        let brightness: Vec<f32> = (0..GRID.0 * GRID.1)
+            .map(|k| {
+                let (row, col) = ((k / GRID.1) as u32, (k % GRID.1) as u32);
+                mean_brightness(&figure, x + col * cell, y + row * cell, cell)
+            })
+            .collect();
+        let brightest = (0..brightness.len())
+            .max_by(|&i, &j| brightness[i].total_cmp(&brightness[j]))
+            .unwrap();
+        assert_eq!(
+            (brightest / GRID.1, brightest % GRID.1),
+            (1, 5),
+            "{brightness:?}"
+        );
     }
 
     #[test]

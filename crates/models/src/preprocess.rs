@@ -39,12 +39,20 @@ pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// An image that could not be loaded: the file and the decoder's reason.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot load image {}: {reason}", path.display())]
+#[error("cannot load image {}: {}", path.display(), self.reason_text())]
 pub struct ImageError {
     pub path: PathBuf,
     /// What the reader or decoder said (I/O error, unknown format, corrupt or truncated data,
     /// a limit exceeded, ...).
     pub reason: image::ImageError,
+}
+
+impl ImageError {
+    /// The decoder's reason as one line: some decoders (the JPEG one) end theirs with a line
+    /// break, which would leave an empty line in a report or on stderr.
+    pub fn reason_text(&self) -> String {
+        self.reason.to_string().trim_end().to_string()
+    }
 }
 
 /// The decoder limits [`load_image`] uses: a decompression bomb is an error, not an OOM.

@@ -607,9 +607,12 @@ mod tests {
         generate(&options(&out, 3, 1)).unwrap();
 
         let err = generate(&options(&out, 4, 2)).unwrap_err().to_string();
-        assert!(
-            err.contains("--force") && err.contains("not empty"),
-            "{err}"
+        assert_eq!(
+            err,
+            format!(
+                "{} already exists and is not empty; pass --force to replace it",
+                out.display()
+            )
         );
         assert_eq!(
             read_captions(&out).len(),
@@ -634,7 +637,14 @@ mod tests {
         })
         .unwrap_err()
         .to_string();
-        assert!(err.contains("not written by synth"), "{err}");
+        assert_eq!(
+            err,
+            format!(
+                "{} is not empty and was not written by synth (no README.md from synth in it); \
+                 refusing to replace it even with --force: move it away or choose another --out",
+                foreign.display()
+            )
+        );
         assert_eq!(
             fs::read_to_string(foreign.join("captions.txt")).unwrap(),
             "image,caption\n"
@@ -646,11 +656,9 @@ mod tests {
         generate(&options(&empty, 2, 1)).unwrap();
         let file = root.path().join("file");
         fs::write(&file, "x").unwrap();
-        assert!(
-            generate(&options(&file, 2, 1))
-                .unwrap_err()
-                .to_string()
-                .contains("not a folder")
+        assert_eq!(
+            generate(&options(&file, 2, 1)).unwrap_err().to_string(),
+            format!("{} exists and is not a folder", file.display())
         );
 
         let leftovers: Vec<_> = fs::read_dir(root.path())
@@ -665,21 +673,17 @@ mod tests {
     fn bad_options_are_explained() {
         let root = tempfile::tempdir().unwrap();
         let out = root.path().join("d");
-        assert!(
-            generate(&options(&out, 0, 1))
-                .unwrap_err()
-                .to_string()
-                .contains("at least one image")
+        assert_eq!(
+            generate(&options(&out, 0, 1)).unwrap_err().to_string(),
+            "the dataset needs at least one image (--images / synth.images is 0)"
         );
         let tiny = Options {
             image_size: 8,
             ..options(&out, 1, 1)
         };
-        assert!(
-            generate(&tiny)
-                .unwrap_err()
-                .to_string()
-                .contains("image_size")
+        assert_eq!(
+            generate(&tiny).unwrap_err().to_string(),
+            "synth.image_size is 8; it must be between 32 and 4096 pixels"
         );
         assert!(!out.exists());
     }

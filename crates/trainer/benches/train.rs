@@ -14,7 +14,9 @@ use std::process::Command;
 
 use contracts::config::Device;
 use models::backend::run_on;
-use trainer::bench::{
+mod support;
+
+use support::{
     AttentionBenchTask, BenchOptions, BenchTask, EpochBenchTask, synthetic_dataset, with_grid,
 };
 

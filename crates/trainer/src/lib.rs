@@ -7,18 +7,18 @@
 //! - [`data`]: reading and checking the inputs, length-bucketed batches.
 //! - [`trainer`](mod@trainer): [`Trainer`], the model in training with its optimizer and
 //!   state: step, validate, save.
-//! - [`replica`]: the model, optimizer and features on one device; [`parallel`]: one
-//!   replica per device of `trainer.devices`, their gradients all-reduced.
+//! - [`step`]: what one optimizer step is made of (the training backend, the work, its loss);
+//!   [`replica`]: the model, optimizer and features on one device; [`parallel`]: one replica
+//!   per device of `trainer.devices`, their gradients all-reduced. The imports run one way:
+//!   `trainer` -> `parallel` -> `replica` -> `step`.
 //! - [`train`]: the training loop, top to bottom: cross-entropy epochs, then self-critical
 //!   ones ([`scst`]: rewards, baselines and weights) when `trainer.scst_epochs` asks.
 //! - [`state`]: what survives between epochs and runs; [`checkpoint`]: what a checkpoint
 //!   records and the checks before resuming one.
 //! - [`report`]: `metrics.csv` and `loss.svg`.
 //! - [`allocator`]: the one mimalloc setting training wants.
-//! - [`bench`](mod@bench): training throughput on Flickr8k-sized random data (`cargo bench -p trainer`).
 
 pub mod allocator;
-pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod parallel;
@@ -26,6 +26,7 @@ pub mod replica;
 pub mod report;
 pub mod scst;
 pub mod state;
+pub mod step;
 pub mod train;
 pub mod trainer;
 

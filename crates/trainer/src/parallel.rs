@@ -22,13 +22,12 @@ use anyhow::{Result, anyhow};
 use burn::collective::{CollectiveConfig, PeerId, ReduceOperation, register, reset_collective};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::Backend;
-use kernels::clip::scale_grads;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::data::Dataset;
-use crate::replica::{Replica, Whole, Work};
-use crate::trainer::StepLoss;
+use crate::replica::Replica;
+use crate::step::{StepLoss, Whole, Work};
 
 /// burn keeps one collective per backend type in a process: one data-parallel run at a time.
 static COLLECTIVE: Mutex<()> = Mutex::new(());
@@ -111,6 +110,21 @@ pub fn descend<B: Backend>(
     rng: Option<&mut ChaCha8Rng>,
     clip_norm: f64,
 ) -> (Vec<Replica<B>>, StepLoss) {
+    let (reduced, step) = reduced_gradients(replicas, data, work, rng);
+    let replicas = on_threads(reduced.into_iter(), |(replica, grads)| {
+        replica.update(grads, learning_rate, clip_norm)
+    });
+    (replicas, step)
+}
+
+/// Every replica with the gradient of the whole of `work`: each computes its slice's share,
+/// then the all-reduce sums the shares on every device.
+pub fn reduced_gradients<B: Backend>(
+    replicas: Vec<Replica<B>>,
+    data: &Dataset,
+    work: &Work,
+    rng: Option<&mut ChaCha8Rng>,
+) -> (Vec<(Replica<B>, GradientsParams)>, StepLoss) {
     let whole = Whole {
         tokens: work.tokens(),
         captions: work.captions.len(),
@@ -131,7 +145,13 @@ pub fn descend<B: Backend>(
         },
     );
     let loss = shares.iter().map(|(_, loss, _)| loss).sum();
-    let replicas = on_threads(
+    let sizes: Vec<usize> = shares.iter().map(|(_, _, grads)| grads.len()).collect();
+    assert!(
+        sizes.iter().all(|&n| n == sizes[0]),
+        "the replicas have gradients for different numbers of parameters ({sizes:?}): the \
+         all-reduce would wait forever"
+    );
+    let reduced = on_threads(
         shares.into_iter().enumerate(),
         |(peer, (replica, _, grads))| {
             let grads = grads
@@ -141,19 +161,19 @@ pub fn descend<B: Backend>(
                     reset_collective::<B>();
                     panic!("the all-reduce of device {peer}'s gradients failed: {e:?}")
                 });
-            replica.update(grads, learning_rate, clip_norm)
+            (replica, grads)
         },
     );
     let step = StepLoss {
         loss,
         tokens: whole.tokens,
     };
-    (replicas, step)
+    (reduced, step)
 }
 
 /// A replica's share of the gradient: that of its slice of `work` as a part of `whole`, or
-/// zeros, from a slice of one caption scaled by 0, when it has no slice (a batch smaller than
-/// the devices), so that every peer has the same gradients to all-reduce.
+/// zeros for every parameter when it has no slice (a batch smaller than the devices), so that
+/// every peer has the same gradients to all-reduce.
 fn share<B: Backend>(
     replica: &Replica<B>,
     data: &Dataset,
@@ -163,9 +183,7 @@ fn share<B: Backend>(
     rng: Option<&mut ChaCha8Rng>,
 ) -> (f64, GradientsParams) {
     if part.is_empty() {
-        let (_, mut grads) = replica.gradients(data, &work.part(0..1), None, None);
-        scale_grads(&replica.model, &mut grads, 0.0);
-        return (0.0, grads);
+        return (0.0, replica.zero_gradients(data, work));
     }
     replica.gradients(data, &work.part(part), Some(whole), rng)
 }

@@ -2,87 +2,32 @@
 //! on one device. One device trains one replica; data-parallel training ([`crate::parallel`])
 //! keeps one per device, all with the same weights.
 
-use std::ops::Range;
-
 use burn::module::{AutodiffModule, Module};
 use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::Backend;
-use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
-use contracts::tables::FEATURE_DIM;
-use decoder::{Captioner, Images, TeacherBatch, Trainable};
-use kernels::clip::clip_global_norm;
+use burn::tensor::{ElementConversion, Tensor};
+use decoder::{Captioner, Images, Trainable};
+use kernels::clip::{clip_global_norm, zeroed};
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 
 use crate::checkpoint::Optim;
 use crate::data::Dataset;
-use crate::trainer::Train;
+use crate::step::{Train, Whole, Work};
 
-/// A model with its optimizer and every image's pooled vector, on one device.
+/// A model with its optimizer, on one device. The features stay in the [`Dataset`]'s host
+/// tables: each batch sends its own rows.
 pub struct Replica<B: Backend> {
     pub model: Captioner<Train<B>>,
     pub optim: Optim<Train<B>>,
-    /// Every image's raw vector on the device, once; batches select their rows.
-    features: Tensor<B, 2>,
     pub device: B::Device,
 }
 
-/// What one optimizer step trains on: captions, their images' feature rows, and per-caption
-/// weights (self-critical training's advantages) or none.
-pub struct Work<'w> {
-    pub rows: Vec<usize>,
-    pub captions: Vec<&'w [u32]>,
-    pub weights: Option<Vec<f32>>,
-}
-
-impl Work<'_> {
-    /// Scored positions: every caption's tokens but its first.
-    pub fn tokens(&self) -> usize {
-        self.captions.iter().map(|c| c.len() - 1).sum()
-    }
-
-    /// Captions `range` of this work.
-    pub fn part(&self, range: Range<usize>) -> Work<'_> {
-        Work {
-            rows: self.rows[range.clone()].to_vec(),
-            captions: self.captions[range.clone()].to_vec(),
-            weights: self.weights.as_ref().map(|w| w[range].to_vec()),
-        }
-    }
-
-    fn teacher<A: Backend>(&self, device: &A::Device) -> TeacherBatch<A> {
-        match &self.weights {
-            Some(weights) => TeacherBatch::weighted(&self.captions, weights, device),
-            None => TeacherBatch::new(&self.captions, device),
-        }
-    }
-}
-
-/// The size of the batch a part of [`Work`] belongs to.
-#[derive(Debug, Clone, Copy)]
-pub struct Whole {
-    pub tokens: usize,
-    pub captions: usize,
-}
-
 impl<B: Backend> Replica<B> {
-    pub fn new(
-        model: Captioner<Train<B>>,
-        optim: Optim<Train<B>>,
-        data: &Dataset,
-        device: &B::Device,
-    ) -> Self {
-        let features = Tensor::<B, 2>::from_data(
-            TensorData::new(
-                data.features.values().to_vec(),
-                [data.features.len(), FEATURE_DIM],
-            ),
-            device,
-        );
+    pub fn new(model: Captioner<Train<B>>, optim: Optim<Train<B>>, device: &B::Device) -> Self {
         Self {
             model,
             optim,
-            features,
             device: device.clone(),
         }
     }
@@ -93,7 +38,6 @@ impl<B: Backend> Replica<B> {
         Self {
             model: self.model.clone().fork(device),
             optim: self.optim.clone(),
-            features: self.features.clone().to_device(device),
             device: device.clone(),
         }
     }
@@ -118,6 +62,15 @@ impl<B: Backend> Replica<B> {
         (loss.into_scalar().elem::<f64>(), grads)
     }
 
+    /// Zero gradients for every parameter that `work`'s gradients have: an idle replica's
+    /// share of a step (a batch smaller than the device list). They come from the gradient
+    /// of `work`'s first caption, so that the parameter set is the one the other replicas
+    /// all-reduce, and are exact zeros whatever that gradient held.
+    pub fn zero_gradients(&self, data: &Dataset, work: &Work) -> GradientsParams {
+        let (_, grads) = self.gradients(data, &work.part(0..1), None, None);
+        zeroed(&self.model, grads)
+    }
+
     /// One optimizer step with `grads`, clipped to a global norm of `clip_norm` (0: no
     /// clipping).
     pub fn update(
@@ -139,23 +92,13 @@ impl<B: Backend> Replica<B> {
     /// # Panics
     /// When the grid's temp file cannot be read back (a failing disk), with its error.
     pub fn images(&self, data: &Dataset, rows: &[usize]) -> Images<B> {
-        let n = rows.len();
-        let index = Tensor::<B, 1, Int>::from_data(
-            TensorData::new(rows.iter().map(|&r| r as i64).collect::<Vec<_>>(), [n]),
+        Images::from_rows(
+            data.features.values(),
+            data.grid.as_deref(),
+            rows,
             &self.device,
-        );
-        let pooled = self.features.clone().select(0, index);
-        let grid = data.grid.as_ref().map(|store| {
-            let values = store
-                .read(rows)
-                .unwrap_or_else(|e| panic!("reading the grid features back: {e}"));
-            let shape = store.shape();
-            Tensor::from_data(
-                TensorData::new(values, [n, shape.regions(), shape.channels]),
-                &self.device,
-            )
-        });
-        Images { pooled, grid }
+        )
+        .unwrap_or_else(|e| panic!("reading the grid features back: {e}"))
     }
 
     /// The model without autodiff, as validation and decoding use it.

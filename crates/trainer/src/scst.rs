@@ -92,8 +92,12 @@ mod tests {
     use burn::optim::{GradientsParams, Optimizer};
     use burn::tensor::activation::log_softmax;
     use burn::tensor::{Int, Tensor, TensorData};
+    use decoder::attention::AttentionConfig;
     use decoder::merge::{MergeConfig, MergeModel};
-    use decoder::{FeatureStats, Images, TeacherBatch, Trainable};
+    use decoder::{
+        Captioner, CaptionerConfig, FeatureStats, Images, SampledPolicy, TeacherBatch, Trainable,
+        banned_tokens,
+    };
     use kernels::Cpu;
 
     type AD = Autodiff<Cpu>;
@@ -112,14 +116,45 @@ mod tests {
             .unwrap()
     }
 
+    /// Both decoders, as the trainer holds them.
+    fn captioners() -> Vec<Captioner<AD>> {
+        let merge = CaptionerConfig::Merge(MergeConfig {
+            vocab_size: 9,
+            feature_dim: 6,
+            embed_dim: 5,
+            hidden_dim: 7,
+            dropout: 0.0,
+            merge: true,
+        });
+        let attention = CaptionerConfig::Attention(AttentionConfig {
+            vocab_size: 9,
+            feature_dim: 6,
+            embed_dim: 5,
+            hidden_dim: 7,
+            attention_dim: 3,
+            dropout: 0.0,
+            attention_reg: 1.0,
+        });
+        [merge, attention]
+            .iter()
+            .map(|c| {
+                c.init(&FeatureStats::identity(6), 4, &Default::default())
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    /// `n` images of 4 regions, and their mean as the pooled vector.
     fn images(n: usize) -> Images<AD> {
-        let values: Vec<f32> = (0..n * 6)
+        let values: Vec<f32> = (0..n * 4 * 6)
             .map(|i| ((i * 7 % 5) as f32 - 2.0) / 2.0)
             .collect();
-        Images::pooled(Tensor::from_data(
-            TensorData::new(values, [n, 6]),
-            &Default::default(),
-        ))
+        let grid =
+            Tensor::<AD, 3>::from_data(TensorData::new(values, [n, 4, 6]), &Default::default());
+        Images {
+            pooled: grid.clone().mean_dim(1).reshape([n, 6]),
+            grid: Some(grid),
+        }
     }
 
     /// A caption that ended, one cut at the length limit, and one that ended at once.
@@ -127,7 +162,8 @@ mod tests {
         vec![vec![1, 5, 6, 2], vec![1, 7, 8], vec![1, 2]]
     }
 
-    /// `-(1/N) sum_n A_n sum_t log p(w_nt)` by autodiff through the reference forward pass.
+    /// `-(1/N) sum_n A_n sum_t log p(w_nt)` by autodiff through the reference forward pass, `p`
+    /// the sampled policy: the softmax renormalised over the tokens sampling allows.
     fn reinforce(model: &MergeModel<AD>, advantages: &[f64]) -> GradientsParams {
         let device = Default::default();
         let sequences = sequences();
@@ -142,7 +178,14 @@ mod tests {
             TensorData::new(inputs, [sequences.len(), steps]),
             &device,
         );
-        let log_probs = log_softmax(model.forward(images(3).pooled, inputs, None), 2);
+        // The policy that was sampled: the softmax without the banned tokens.
+        let mut mask = vec![0f32; 9];
+        for token in banned_tokens(true) {
+            mask[token as usize] = f32::NEG_INFINITY;
+        }
+        let mask = Tensor::<AD, 1>::from_data(TensorData::new(mask, [9]), &device);
+        let logits = model.forward(images(3).pooled, inputs, None);
+        let log_probs = log_softmax(logits + mask.unsqueeze::<3>(), 2);
         let mut loss = Tensor::<AD, 1>::zeros([1], &device);
         for (n, s) in sequences.iter().enumerate() {
             for t in 0..s.len() - 1 {
@@ -157,16 +200,20 @@ mod tests {
         GradientsParams::from_grads(loss.backward(), model)
     }
 
-    fn weighted(model: &MergeModel<AD>, advantages: &[f64]) -> GradientsParams {
+    /// The self-critical step's gradients, as the trainer forms them.
+    fn weighted<M: Trainable<AD>>(model: &M, advantages: &[f64]) -> GradientsParams {
         let sequences = sequences();
         let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
         let weights = caption_weights(advantages, &sequences);
-        let batch = TeacherBatch::<AD>::weighted(&refs, &weights, &Default::default());
+        let policy = SampledPolicy {
+            banned: banned_tokens(true),
+        };
+        let batch = TeacherBatch::<AD>::self_critical(&refs, &weights, policy, &Default::default());
         model.loss_and_grads(&images(3), &batch, None).1
     }
 
     /// Every parameter's gradient, in module order (zeros where one has none).
-    fn gradients(model: &MergeModel<AD>, grads: &GradientsParams) -> Vec<Vec<f32>> {
+    fn gradients<M: Module<AD>>(model: &M, grads: &GradientsParams) -> Vec<Vec<f32>> {
         struct Collect<'a>(&'a GradientsParams, Vec<Vec<f32>>);
         impl ModuleVisitor<AD> for Collect<'_> {
             fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<AD, D>>) {
@@ -248,27 +295,30 @@ mod tests {
         );
         assert!(rewards.mean_reward() > 0.0);
         assert!(rewards.advantages.iter().all(|&a| a == 0.0));
-        let model = model();
-        let before = gradients(&model, &GradientsParams::new());
-        let grads = weighted(&model, &rewards.advantages);
-        assert!(
-            gradients(&model, &grads)
-                .iter()
-                .flatten()
-                .all(|&g| g == 0.0)
-        );
-        let mut optim = kernels::adam::Adam::new(1e-8).init::<AD, MergeModel<AD>>();
-        let stepped = optim.step(1e-3, model.clone(), grads);
-        struct Values(Vec<Vec<f32>>);
-        impl ModuleVisitor<AD> for Values {
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<AD, D>>) {
-                self.0.push(param.val().into_data().to_vec().unwrap());
+        for model in captioners() {
+            let kind = model.config().kind();
+            let before = gradients(&model, &GradientsParams::new());
+            let grads = weighted(&model, &rewards.advantages);
+            assert!(
+                gradients(&model, &grads)
+                    .iter()
+                    .flatten()
+                    .all(|&g| g == 0.0),
+                "{kind}"
+            );
+            let mut optim = kernels::adam::Adam::new(1e-8).init::<AD, Captioner<AD>>();
+            let stepped = optim.step(1e-3, model.clone(), grads);
+            struct Values(Vec<Vec<f32>>);
+            impl ModuleVisitor<AD> for Values {
+                fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<AD, D>>) {
+                    self.0.push(param.val().into_data().to_vec().unwrap());
+                }
             }
+            let (mut a, mut b) = (Values(Vec::new()), Values(Vec::new()));
+            model.visit(&mut a);
+            stepped.visit(&mut b);
+            assert_eq!(a.0, b.0, "{kind}");
+            assert_eq!(before.len(), a.0.len(), "{kind}");
         }
-        let (mut a, mut b) = (Values(Vec::new()), Values(Vec::new()));
-        model.visit(&mut a);
-        stepped.visit(&mut b);
-        assert_eq!(a.0, b.0);
-        assert_eq!(before.len(), a.0.len());
     }
 }

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::{Backend, Device, DeviceId};
-use contracts::config::{DeviceSlot, TrainerConfig};
+use contracts::config::DeviceSlot;
 use contracts::{ModelDir, PipelineConfig};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use metrics::CiderD;
@@ -73,11 +73,16 @@ impl BackendTask for TrainTask<'_> {
     }
 }
 
-/// Mean training loss and throughput of one epoch.
-struct EpochLoss {
+/// What one epoch's optimizer steps gave, in either phase.
+struct EpochTrained {
+    /// Mean loss per token (cross-entropy) or per sampled caption (self-critical).
     loss: f64,
+    /// Captions trained on, or captions sampled.
     captions: usize,
+    /// Seconds of training, validation left out.
     seconds: f64,
+    /// Self-critical only: the mean reward and the mean advantage per sample.
+    rewards: Option<(f64, f64)>,
 }
 
 fn train_on<B: Backend>(task: TrainTask<'_>, devices: &[B::Device]) -> Result<TrainSummary> {
@@ -106,59 +111,16 @@ fn train_on<B: Backend>(task: TrainTask<'_>, devices: &[B::Device]) -> Result<Tr
         let started = Instant::now();
         let learning_rate = run.state.learning_rate();
         let trained;
-        (run, trained) = train_epoch(run, epoch, trainer, options)?;
-        let validation = run.validate()?;
-        let metrics = EpochMetrics {
-            epoch: epoch + 1,
-            phase: Phase::CrossEntropy,
-            train_loss: trained.loss,
-            val_loss: validation.loss,
-            val_bleu4: validation.bleu4,
-            val_cider: validation.cider,
-            val_repeats: validation.repeats,
-            mean_reward: None,
-            mean_advantage: None,
+        (run, trained) = train_epoch(run, epoch, options)?;
+        finish_epoch(
+            &mut run,
+            epoch,
+            trained,
             learning_rate,
-        };
-        let timing = EpochTiming {
-            seconds: started.elapsed().as_secs_f64(),
-            captions_per_s: trained.captions as f64 / trained.seconds,
-        };
-        timings.insert(metrics.epoch, timing);
-        let metric = if trainer.val_metric.higher_is_better() {
-            validation.bleu4
-        } else {
-            validation.loss
-        };
-        let improved = run.state.record(
-            metrics.clone(),
-            metric,
-            trainer.val_metric.higher_is_better(),
-            trainer,
-        );
-        run.save(model_dir, improved)?;
-        write_reports(model_dir, &run.state.history, &timings)?;
-        info!(
-            "epoch {}/{}: train loss {:.4}, val loss {:.4}, val BLEU-4 {:.4}{}, lr {:e}, {:.1} s, {:.0} training captions/s ({})",
-            metrics.epoch,
-            trainer.epochs,
-            metrics.train_loss,
-            metrics.val_loss,
-            metrics.val_bleu4,
-            if improved { " (best)" } else { "" },
-            learning_rate,
-            timing.seconds,
-            timing.captions_per_s,
-            trainer.device
-        );
-        if run.state.stopped_early {
-            info!(
-                "early stopping: val {} has not improved for {} epochs; best epoch {}",
-                trainer.val_metric.name(),
-                trainer.patience,
-                run.state.best_epoch
-            );
-        }
+            started,
+            model_dir,
+            &mut timings,
+        )?;
     }
     if trainer.scst_epochs > 0 && run.state.cross_entropy_done(trainer.epochs) {
         run = self_critical(run, options, model_dir, &mut timings)?;
@@ -212,81 +174,24 @@ fn self_critical<'a, B: Backend>(
             trainer.scst_learning_rate
         );
     }
-    let images_per_step = (trainer.batch_size / trainer.scst_samples).max(1);
     for _ in run.state.scst.epochs_done..trainer.scst_epochs {
         if run.state.scst.stopped_early {
             break;
         }
         let epoch = run.state.total_epochs();
         let started = Instant::now();
-        let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed(trainer.seed, epoch));
-        let mut order: Vec<usize> = (0..data.train_images.len()).collect();
-        order.shuffle(&mut rng);
-        let batches: Vec<&[usize]> = order.chunks(images_per_step).collect();
-        let total = trainer.epochs + trainer.scst_epochs;
-        let bar = progress_bar(options, batches.len(), epoch, total);
-        let (mut loss_sum, mut reward_sum, mut advantage_sum, mut samples) = (0.0, 0.0, 0.0, 0);
-        for batch in batches {
-            let step;
-            (run, step) = run.scst_step(batch, &scorer, &mut rng);
-            if !step.loss.is_finite() {
-                bail!(
-                    "self-critical training diverged in epoch {} (loss {}); lower trainer.scst_learning_rate",
-                    epoch + 1,
-                    step.loss
-                );
-            }
-            let n = step.rewards.rewards.len();
-            loss_sum += step.loss * n as f64;
-            reward_sum += step.rewards.mean_reward() * n as f64;
-            advantage_sum += step.rewards.mean_advantage() * n as f64;
-            samples += n;
-            bar.inc(1);
-            bar.set_message(format!("reward {:.3}", reward_sum / samples as f64));
-        }
-        bar.finish_and_clear();
-        let train_seconds = started.elapsed().as_secs_f64();
-        let validation = run.validate()?;
-        let per_sample = |sum: f64| sum / samples.max(1) as f64;
-        let metrics = EpochMetrics {
-            epoch: epoch + 1,
-            phase: Phase::SelfCritical,
-            train_loss: per_sample(loss_sum),
-            val_loss: validation.loss,
-            val_bleu4: validation.bleu4,
-            val_cider: validation.cider,
-            val_repeats: validation.repeats,
-            mean_reward: Some(per_sample(reward_sum)),
-            mean_advantage: Some(per_sample(advantage_sum)),
-            learning_rate: trainer.scst_learning_rate,
-        };
-        let timing = EpochTiming {
-            seconds: started.elapsed().as_secs_f64(),
-            captions_per_s: samples as f64 / train_seconds,
-        };
-        timings.insert(metrics.epoch, timing);
-        let improved = run.state.record_scst(metrics.clone(), trainer.patience);
-        run.save(model_dir, improved)?;
-        write_reports(model_dir, &run.state.history, timings)?;
-        info!(
-            "epoch {}/{} (self-critical): reward {:.4}, val loss {:.4}, val BLEU-4 {:.4}, val CIDEr-D {:.4}{}, {} repeating captions, {:.1} s, {:.0} samples/s",
-            metrics.epoch,
-            total,
-            metrics.mean_reward.unwrap_or(f64::NAN),
-            metrics.val_loss,
-            metrics.val_bleu4,
-            metrics.val_cider,
-            if improved { " (best)" } else { "" },
-            metrics.val_repeats,
-            timing.seconds,
-            timing.captions_per_s
-        );
-        if run.state.scst.stopped_early {
-            info!(
-                "early stopping: val CIDEr-D has not improved for {} self-critical epochs",
-                trainer.patience
-            );
-        }
+        let trained;
+        (run, trained) = scst_epoch(run, epoch, &scorer, options)?;
+        let learning_rate = trainer.scst_learning_rate;
+        finish_epoch(
+            &mut run,
+            epoch,
+            trained,
+            learning_rate,
+            started,
+            model_dir,
+            timings,
+        )?;
     }
     Ok(run)
 }
@@ -356,9 +261,9 @@ fn open<'a, B: Backend>(
 fn train_epoch<'a, B: Backend>(
     mut run: Trainer<'a, B>,
     epoch: usize,
-    trainer: &TrainerConfig,
     options: &TrainOptions,
-) -> Result<(Trainer<'a, B>, EpochLoss)> {
+) -> Result<(Trainer<'a, B>, EpochTrained)> {
+    let trainer = &run.config().trainer;
     let started = Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed(trainer.seed, epoch));
     let lengths: Vec<usize> = run.data().train.iter().map(|c| c.tokens.len()).collect();
@@ -367,8 +272,7 @@ fn train_epoch<'a, B: Backend>(
     let bar = progress_bar(options, batches.len(), epoch, trainer.epochs);
     let (mut loss_sum, mut tokens, mut captions) = (0.0, 0usize, 0usize);
     for batch in &batches {
-        let step;
-        (run, step) = run.step(batch, learning_rate, &mut rng);
+        let step = run.step(batch, learning_rate, &mut rng);
         if !step.loss.is_finite() {
             bail!(
                 "training diverged in epoch {} (loss {}); lower trainer.learning_rate or trainer.clip_norm",
@@ -387,12 +291,157 @@ fn train_epoch<'a, B: Backend>(
         ));
     }
     bar.finish_and_clear();
-    let trained = EpochLoss {
+    let trained = EpochTrained {
         loss: loss_sum / tokens.max(1) as f64,
         captions,
         seconds: started.elapsed().as_secs_f64(),
+        rewards: None,
     };
     Ok((run, trained))
+}
+
+/// One self-critical epoch: every train image, in a shuffled order, `trainer.scst_samples`
+/// captions sampled for each, rewarded with CIDEr-D against its references.
+fn scst_epoch<'a, B: Backend>(
+    mut run: Trainer<'a, B>,
+    epoch: usize,
+    scorer: &CiderD,
+    options: &TrainOptions,
+) -> Result<(Trainer<'a, B>, EpochTrained)> {
+    let trainer = &run.config().trainer;
+    let started = Instant::now();
+    let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed(trainer.seed, epoch));
+    let mut order: Vec<usize> = (0..run.data().train_images.len()).collect();
+    order.shuffle(&mut rng);
+    let images_per_step = (trainer.batch_size / trainer.scst_samples).max(1);
+    let batches: Vec<&[usize]> = order.chunks(images_per_step).collect();
+    let total = trainer.epochs + trainer.scst_epochs;
+    let bar = progress_bar(options, batches.len(), epoch, total);
+    let (mut loss_sum, mut reward_sum, mut advantage_sum, mut samples) = (0.0, 0.0, 0.0, 0);
+    for batch in batches {
+        let step = run.scst_step(batch, scorer, &mut rng);
+        if !step.loss.is_finite() {
+            bail!(
+                "self-critical training diverged in epoch {} (loss {}); lower trainer.scst_learning_rate",
+                epoch + 1,
+                step.loss
+            );
+        }
+        let n = step.rewards.rewards.len();
+        loss_sum += step.loss * n as f64;
+        reward_sum += step.rewards.mean_reward() * n as f64;
+        advantage_sum += step.rewards.mean_advantage() * n as f64;
+        samples += n;
+        bar.inc(1);
+        bar.set_message(format!("reward {:.3}", reward_sum / samples as f64));
+    }
+    bar.finish_and_clear();
+    let per_sample = |sum: f64| sum / samples.max(1) as f64;
+    let trained = EpochTrained {
+        loss: per_sample(loss_sum),
+        captions: samples,
+        seconds: started.elapsed().as_secs_f64(),
+        rewards: Some((per_sample(reward_sum), per_sample(advantage_sum))),
+    };
+    Ok((run, trained))
+}
+
+/// The end of an epoch of either phase, written once: validate, record the metrics (the
+/// phase's own rule for the best checkpoint and early stopping), save, write the reports and
+/// log the epoch. `started` is when the epoch began, for its wall time.
+fn finish_epoch<B: Backend>(
+    run: &mut Trainer<'_, B>,
+    epoch: usize,
+    trained: EpochTrained,
+    learning_rate: f64,
+    started: Instant,
+    model_dir: &ModelDir,
+    timings: &mut Timings,
+) -> Result<()> {
+    let trainer = &run.config().trainer;
+    let phase = match trained.rewards {
+        None => Phase::CrossEntropy,
+        Some(_) => Phase::SelfCritical,
+    };
+    let validation = run.validate()?;
+    let metrics = EpochMetrics {
+        epoch: epoch + 1,
+        phase,
+        train_loss: trained.loss,
+        val_loss: validation.loss,
+        val_bleu4: validation.bleu4,
+        val_cider: validation.cider,
+        val_repeats: validation.repeats,
+        mean_reward: trained.rewards.map(|(reward, _)| reward),
+        mean_advantage: trained.rewards.map(|(_, advantage)| advantage),
+        learning_rate,
+    };
+    let timing = EpochTiming {
+        seconds: started.elapsed().as_secs_f64(),
+        captions_per_s: trained.captions as f64 / trained.seconds,
+    };
+    timings.insert(metrics.epoch, timing);
+    let improved = match phase {
+        Phase::CrossEntropy => {
+            let higher_is_better = trainer.val_metric.higher_is_better();
+            let metric = if higher_is_better {
+                validation.bleu4
+            } else {
+                validation.loss
+            };
+            run.state
+                .record(metrics.clone(), metric, higher_is_better, trainer)
+        }
+        Phase::SelfCritical => run.state.record_scst(metrics.clone(), trainer.patience),
+    };
+    run.save(model_dir, improved)?;
+    write_reports(model_dir, &run.state.history, timings)?;
+    let best = if improved { " (best)" } else { "" };
+    match phase {
+        Phase::CrossEntropy => {
+            info!(
+                "epoch {}/{}: train loss {:.4}, val loss {:.4}, val BLEU-4 {:.4}{best}, lr {:e}, {:.1} s, {:.0} training captions/s ({})",
+                metrics.epoch,
+                trainer.epochs,
+                metrics.train_loss,
+                metrics.val_loss,
+                metrics.val_bleu4,
+                learning_rate,
+                timing.seconds,
+                timing.captions_per_s,
+                trainer.device
+            );
+            if run.state.stopped_early {
+                info!(
+                    "early stopping: val {} has not improved for {} epochs; best epoch {}",
+                    trainer.val_metric.name(),
+                    trainer.patience,
+                    run.state.best_epoch
+                );
+            }
+        }
+        Phase::SelfCritical => {
+            info!(
+                "epoch {}/{} (self-critical): reward {:.4}, val loss {:.4}, val BLEU-4 {:.4}, val CIDEr-D {:.4}{best}, {} repeating captions, {:.1} s, {:.0} samples/s",
+                metrics.epoch,
+                trainer.epochs + trainer.scst_epochs,
+                metrics.mean_reward.unwrap_or(f64::NAN),
+                metrics.val_loss,
+                metrics.val_bleu4,
+                metrics.val_cider,
+                metrics.val_repeats,
+                timing.seconds,
+                timing.captions_per_s
+            );
+            if run.state.scst.stopped_early {
+                info!(
+                    "early stopping: val CIDEr-D has not improved for {} self-critical epochs",
+                    trainer.patience
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// How a batch is split, for the log: nothing on one device.

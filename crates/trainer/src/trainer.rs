@@ -1,11 +1,10 @@
 //! [`Trainer`]: a caption model, its optimizer, the trainer state and the data, with what a
 //! training loop does to them: step, validate, save. The loop ([`crate::train`]) and the
-//! benchmark ([`crate::bench`]) drive the same type.
+//! benchmark (`benches/train.rs`) drive the same type.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use burn::backend::Autodiff;
 use burn::module::Module;
 use burn::optim::Optimizer;
 use burn::tensor::ElementConversion;
@@ -14,8 +13,8 @@ use contracts::config::{ScstBaseline, TrainerConfig};
 use contracts::tables::FEATURE_DIM;
 use contracts::{ModelDir, PipelineConfig};
 use decoder::{
-    CaptionModel, Captioner, CaptionerConfig, FeatureStats, Sampled, Skipped, TeacherBatch, greedy,
-    sample,
+    CaptionModel, Captioner, CaptionerConfig, FeatureStats, Sampled, SampledPolicy, Skipped,
+    TeacherBatch, banned_tokens, greedy, sample,
 };
 use kernels::adam::Adam;
 use metrics::CiderD;
@@ -26,12 +25,10 @@ use crate::checkpoint::{
 };
 use crate::data::{Dataset, References, sorted_batches};
 use crate::parallel::{self, Peers};
-use crate::replica::{Replica, Work};
+use crate::replica::Replica;
 use crate::scst::{self, Rewards, caption_weights};
 use crate::state::{TrainerState, init_seed};
-
-/// The training backend over `B`.
-pub type Train<B> = Autodiff<B>;
+use crate::step::{StepLoss, Train, Work};
 
 /// Images per greedy-decoding call during validation.
 const DECODE_BATCH: usize = 256;
@@ -47,13 +44,6 @@ pub struct Trainer<'a, B: Backend> {
     data: &'a Dataset,
     inputs: RunInputs,
     config: &'a PipelineConfig,
-}
-
-/// One step's mean loss and the number of target tokens it averaged over.
-#[derive(Debug, Clone, Copy)]
-pub struct StepLoss {
-    pub loss: f64,
-    pub tokens: usize,
 }
 
 /// The validation metrics of an epoch.
@@ -138,7 +128,7 @@ impl<'a, B: Backend> Trainer<'a, B> {
             .then(|| Peers::register(devices))
             .transpose()?;
         let mut run = Self {
-            replicas: vec![Replica::new(model, optim, data, primary(devices))],
+            replicas: vec![Replica::new(model, optim, primary(devices))],
             _peers: peers,
             state,
             data,
@@ -187,12 +177,7 @@ impl<'a, B: Backend> Trainer<'a, B> {
 
     /// One optimizer step on the train captions `batch` (indices into `data.train`), dropout
     /// drawn from `rng`.
-    pub fn step(
-        mut self,
-        batch: &[usize],
-        learning_rate: f64,
-        rng: &mut ChaCha8Rng,
-    ) -> (Self, StepLoss) {
+    pub fn step(&mut self, batch: &[usize], learning_rate: f64, rng: &mut ChaCha8Rng) -> StepLoss {
         let captions = &self.data.train;
         let work = Work {
             rows: batch.iter().map(|&i| captions[i].image).collect(),
@@ -200,10 +185,9 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 .iter()
                 .map(|&i| captions[i].tokens.as_slice())
                 .collect(),
-            weights: None,
+            sampled: None,
         };
-        let step = self.descend(&work, learning_rate, Some(rng));
-        (self, step)
+        self.descend(&work, learning_rate, Some(rng))
     }
 
     /// One optimizer step on `work`: on the one device, or split across the devices.
@@ -279,11 +263,11 @@ impl<'a, B: Backend> Trainer<'a, B> {
     /// One self-critical step on the train images `images` (indices into
     /// `data.train_images`, and so into `scorer`'s reference sets).
     pub fn scst_step(
-        mut self,
+        &mut self,
         images: &[usize],
         scorer: &CiderD<'_>,
         rng: &mut ChaCha8Rng,
-    ) -> (Self, ScstStepOutcome) {
+    ) -> ScstStepOutcome {
         let config = self.config;
         let (trainer, evaluator) = (&config.trainer, &config.evaluator);
         let per_image = trainer.scst_samples;
@@ -322,16 +306,20 @@ impl<'a, B: Backend> Trainer<'a, B> {
                 .flat_map(|&row| std::iter::repeat_n(row, per_image))
                 .collect(),
             captions: sequences.iter().map(Vec::as_slice).collect(),
-            weights: Some(caption_weights(&rewards.advantages, &sequences)),
+            sampled: Some((
+                caption_weights(&rewards.advantages, &sequences),
+                SampledPolicy {
+                    banned: banned_tokens(suppress_unk),
+                },
+            )),
         };
         // No dropout: the gradient is REINFORCE's for the distribution just sampled.
         let step = self.descend(&work, trainer.scst_learning_rate, None);
-        let outcome = ScstStepOutcome {
+        ScstStepOutcome {
             loss: step.loss,
             rewards,
             tokens: step.tokens,
-        };
-        (self, outcome)
+        }
     }
 
     /// Mean loss per target token over the val captions, in length-sorted batches.

@@ -89,21 +89,21 @@ mod tests {
 
     #[test]
     fn malformed_lines_say_why() {
-        assert!(
-            parse_line("no-separator-here")
-                .unwrap_err()
-                .contains("expected")
+        assert_eq!(
+            parse_line("no-separator-here").unwrap_err(),
+            "expected `<image>#<n><TAB><caption>`"
         );
-        assert!(parse_line("a.jpg\tcaption").unwrap_err().contains("#<n>"));
-        assert!(
-            parse_line("a.jpg#x\tcaption")
-                .unwrap_err()
-                .contains("not a number")
+        assert_eq!(
+            parse_line("a.jpg\tcaption").unwrap_err(),
+            "key \"a.jpg\" has no `#<n>` caption number"
         );
-        assert!(
-            parse_line("a.jpg#300\tcaption")
-                .unwrap_err()
-                .contains("over 255")
+        assert_eq!(
+            parse_line("a.jpg#x\tcaption").unwrap_err(),
+            "key \"a.jpg#x\": caption number \"x\" is not a number"
+        );
+        assert_eq!(
+            parse_line("a.jpg#300\tcaption").unwrap_err(),
+            "caption number 300 is over 255"
         );
     }
 }

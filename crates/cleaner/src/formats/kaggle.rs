@@ -79,9 +79,14 @@ mod tests {
     use super::*;
 
     fn parse_text(text: &[u8]) -> Result<Parsed> {
+        parse_file(text).1
+    }
+
+    /// Parses `text` from a temporary file, also giving the file's path for messages.
+    fn parse_file(text: &[u8]) -> (String, Result<Parsed>) {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), text).unwrap();
-        parse(file.path())
+        (file.path().display().to_string(), parse(file.path()))
     }
 
     #[test]
@@ -107,19 +112,31 @@ mod tests {
 
     #[test]
     fn bad_rows_are_skipped_with_their_line() {
-        let parsed =
-            parse_text(b"image,caption\na.jpg,ok\nb.jpg,too,many\nc.jpg,\xff\xfe\n").unwrap();
+        let (path, parsed) =
+            parse_file(b"image,caption\na.jpg,ok\nb.jpg,too,many\nc.jpg,\xff\xfe\n");
+        let parsed = parsed.unwrap();
         assert_eq!(parsed.captions.len(), 1);
         let reasons: Vec<String> = parsed.skipped.iter().map(ToString::to_string).collect();
-        assert!(reasons[0].contains(":3: expected 2 fields"), "{reasons:?}");
-        assert!(reasons[1].contains(":4: not valid UTF-8"), "{reasons:?}");
+        assert_eq!(
+            reasons,
+            [
+                format!("{path}:3: expected 2 fields (image,caption), found 3"),
+                format!("{path}:4: not valid UTF-8"),
+            ]
+        );
     }
 
     #[test]
     fn wrong_header_and_empty_file_are_errors() {
-        let err = parse_text(b"file,text\na,b\n").unwrap_err().to_string();
-        assert!(err.contains(":1: expected the header"), "{err}");
-        let err = parse_text(b"").unwrap_err().to_string();
-        assert!(err.contains("empty"), "{err}");
+        let (path, parsed) = parse_file(b"file,text\na,b\n");
+        assert_eq!(
+            parsed.unwrap_err().to_string(),
+            format!("{path}:1: expected the header `image,caption`, found `file,text`")
+        );
+        let (path, parsed) = parse_file(b"");
+        assert_eq!(
+            parsed.unwrap_err().to_string(),
+            format!("{path}: the file is empty")
+        );
     }
 }

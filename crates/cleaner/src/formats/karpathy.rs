@@ -100,10 +100,12 @@ mod tests {
         assert_eq!(parsed.captions[1].caption_idx, 1);
         assert_eq!(splits["a.jpg"], Split::Train);
         assert_eq!(splits["val2014/b.jpg"], Split::Test);
-        assert!(
-            parsed.skipped[0]
-                .to_string()
-                .contains(":3: image entry 3: unknown split")
+        assert_eq!(
+            parsed.skipped[0].to_string(),
+            format!(
+                "{}:3: image entry 3: unknown split \"holdout\"",
+                file.path().display()
+            )
         );
     }
 
@@ -112,6 +114,12 @@ mod tests {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), "{\"images\": [\n{\"filename\": }]}").unwrap();
         let err = parse(file.path()).unwrap_err().to_string();
-        assert!(err.contains(":2: not a Karpathy split file"), "{err}");
+        assert_eq!(
+            err,
+            format!(
+                "{}:2: not a Karpathy split file (expected value at line 2 column 14)",
+                file.path().display()
+            )
+        );
     }
 }

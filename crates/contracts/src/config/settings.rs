@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use super::choices::{DecoderKind, Device, ScstBaseline, SynthScene, ValMetric};
+
 /// What a key accepts.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Allowed {
@@ -141,7 +143,7 @@ const fn setting(key: &'static str, allowed: Allowed) -> Setting {
 }
 
 const ANY_SEED: Allowed = Allowed::int(0, i64::MAX);
-const DEVICES: Allowed = Allowed::Choice(&["cpu", "cuda"]);
+const DEVICES: Allowed = Allowed::Choice(Device::NAMES);
 
 /// Every key of `pipeline.toml` and what it accepts.
 pub const SETTINGS: &[Setting] = &[
@@ -152,7 +154,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("synth.images", Allowed::int(1, 1_000_000)),
     setting("synth.seed", ANY_SEED),
     setting("synth.image_size", Allowed::int(32, 4096)),
-    setting("synth.scene", Allowed::Choice(&["mixed", "small-shapes"])),
+    setting("synth.scene", Allowed::Choice(SynthScene::NAMES)),
     setting("cleaner.seed", ANY_SEED),
     setting("cleaner.val_fraction", Allowed::below(0.0, 1.0)),
     setting("cleaner.test_fraction", Allowed::below(0.0, 1.0)),
@@ -164,7 +166,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("featurizer.part_rows", Allowed::int(1, 1_000_000)),
     setting("featurizer.seed", ANY_SEED),
     setting("featurizer.device", DEVICES),
-    setting("model.decoder", Allowed::Choice(&["merge", "attention"])),
+    setting("model.decoder", Allowed::Choice(DecoderKind::NAMES)),
     setting("model.embed_dim", Allowed::int(1, 65_536)),
     setting("model.hidden_dim", Allowed::int(1, 65_536)),
     setting("model.dropout", Allowed::below(0.0, 1.0)),
@@ -179,7 +181,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("trainer.lr_decay", Allowed::above(0.0, 1.0)),
     setting("trainer.lr_patience", Allowed::int(0, 100_000)),
     setting("trainer.patience", Allowed::int(0, 100_000)),
-    setting("trainer.val_metric", Allowed::Choice(&["bleu4", "loss"])),
+    setting("trainer.val_metric", Allowed::Choice(ValMetric::NAMES)),
     setting("trainer.seed", ANY_SEED),
     setting("trainer.device", DEVICES),
     setting("trainer.devices", Allowed::Devices),
@@ -187,7 +189,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("trainer.scst_samples", Allowed::int(2, 100)),
     setting(
         "trainer.scst_baseline",
-        Allowed::Choice(&["mean", "greedy"]),
+        Allowed::Choice(ScstBaseline::NAMES),
     ),
     setting("trainer.scst_learning_rate", Allowed::above(0.0, 1.0)),
     setting("trainer.attention_reg", Allowed::closed(0.0, 1000.0)),

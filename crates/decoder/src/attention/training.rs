@@ -70,6 +70,17 @@ impl<B: Backend> AttentionModel<B> {
         let (rows, regulariser) = self.scored_rows(images, batch, rng);
         cross_entropy(self.output.forward(rows), batch.targets.clone()) + regulariser
     }
+
+    /// The logits of `batch`'s scored positions, `[tokens, vocab]` in row order, all through
+    /// autodiff: the reference for other objectives (self-critical training's).
+    pub fn reference_logits(
+        &self,
+        images: &Images<B>,
+        batch: &TeacherBatch<B>,
+        rng: Option<&mut (dyn RngCore + '_)>,
+    ) -> Tensor<B, 2> {
+        self.output.forward(self.scored_rows(images, batch, rng).0)
+    }
 }
 
 impl<B: AutodiffBackend> Trainable<B> for AttentionModel<B> {
@@ -108,7 +119,12 @@ impl<B: AutodiffBackend> Trainable<B> for AttentionModel<B> {
         );
         let (loss, head_grads) =
             scored_head(&model.output, None, hidden, None, &inner, self.dropout, rng);
-        let attention_reg = self.attention_reg * batch.caption_share;
+        // Teacher forcing only: a self-critical objective is REINFORCE alone (see
+        // `SampledPolicy`).
+        let attention_reg = match batch.sampled {
+            Some(_) => 0.0,
+            None => self.attention_reg * batch.caption_share,
+        };
         let grads = recurrence::backward(&model, run, head_grads.hidden, attention_reg);
 
         // The surrogate carries the inputs' gradients into the autodiff graph.

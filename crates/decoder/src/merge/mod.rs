@@ -16,7 +16,7 @@ use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear};
 use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Int, Tensor, TensorData};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -281,6 +281,48 @@ impl<B: Backend> MergeModel<B> {
         logits
             .reshape([steps, batch, self.output.weight.dims()[1]])
             .swap_dims(0, 1)
+    }
+
+    /// The logits of `batch`'s scored positions, `[tokens, vocab]` in row order, all through
+    /// autodiff: the reference the fused training pass is tested against. Dropout masks are
+    /// drawn from `rng` in the fused pass's order and shapes (the LSTM's image input, the
+    /// output layer's image input, the scored rows), so both see the same masks.
+    pub fn reference_logits(
+        &self,
+        images: &Images<B>,
+        batch: &TeacherBatch<B>,
+        mut rng: Option<&mut (dyn RngCore + '_)>,
+    ) -> Tensor<B, 2> {
+        let p = self.dropout;
+        let image = self.embed_image(images.pooled.clone());
+        let first = dropout(image.clone(), p, rng.as_deref_mut());
+        let image_out = self
+            .output_image
+            .as_ref()
+            .map(|_| dropout(image, p, rng.as_deref_mut()));
+        // [steps * batch, hidden] rows t * batch + b; [tokens, hidden] the scored ones.
+        let (hidden, _) = self
+            .lstm
+            .forward_after(first, self.embedding.forward(batch.inputs.clone()));
+        let rows = match &batch.rows {
+            Some(index) => hidden.select(0, index.clone()),
+            None => hidden,
+        };
+        let [tokens, _] = rows.dims();
+        let logits = self.output.forward(dropout(rows, p, rng));
+        match (&self.output_image, image_out) {
+            (Some(layer), Some(image)) => {
+                // Each row's caption: given, or `row % batch` when every position is scored.
+                let captions = batch.row_captions.clone().unwrap_or_else(|| {
+                    let all: Vec<i64> = (0..tokens as i64)
+                        .map(|r| r % batch.batch_size as i64)
+                        .collect();
+                    Tensor::from_data(TensorData::new(all, [tokens]), &logits.device())
+                });
+                logits + layer.forward(image).select(0, captions)
+            }
+            _ => logits,
+        }
     }
 
     /// Logits of `hidden` rows (`[rows, hidden]`, time-major over the batch) with the image

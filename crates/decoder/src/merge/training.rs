@@ -12,7 +12,8 @@
 //! the LSTM's inputs `X` (image embedding and word embeddings) and `dI` with respect to the
 //! image part of the output layer's input, `sum(X * dX) + sum(I * dI)` has exactly those
 //! gradients, so autodiff backpropagates it through the embeddings and the image projection.
-//! `tests/gradients.rs` checks the result against plain autodiff of [`MergeModel::forward`].
+//! `tests/gradients.rs` checks the result against plain autodiff of
+//! [`MergeModel::reference_logits`], with dropout on and off.
 
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;

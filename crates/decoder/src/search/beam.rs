@@ -2,9 +2,23 @@
 //!
 //! Every image keeps `beam_size` partial captions; each step extends all of them with every
 //! word, keeps the best `beam_size` continuations per image, and sets aside those that ended
-//! with `<end>`. An image is done when it holds `beam_size` finished captions; at `max_len`
-//! the unfinished beams are finished as they are, so a model that never says `<end>` still
-//! returns its best hypothesis. Hypotheses are ranked by log-probability / length^alpha.
+//! with `<end>` (an ending counts when it ranks among the best `beam_size` continuations, so
+//! beam 1 is greedy). Hypotheses are ranked by log-probability / length^alpha, the length
+//! counting the `<end>` token.
+//!
+//! Two rules decide where the search ends, each chosen so that a caption is never preferred
+//! for having been cut short:
+//! - **At `max_len`** every unfinished beam is finished with a forced `<end>`, whose
+//!   log-probability it pays (fairseq's rule): a caption cut at the limit is scored as the
+//!   model's probability of saying exactly it, like every finished one. Without that term a
+//!   truncated caption, spared the cost of ending, could outrank a finished one.
+//! - **An image stops early** only when its best finished caption ranks at least as high as
+//!   anything a live beam could still reach: its log-probability can only fall, and its length
+//!   can reach `max_len + 1`, so a beam with log-probability `L` can score at most
+//!   `L / (max_len + 1)^alpha` (`L` itself when `alpha = 0`). Stopping then gives the same
+//!   caption as searching every step to `max_len`. (Stopping at `beam_size` finished captions,
+//!   as before, could drop a live beam that was on its way to a better one.)
+//!
 //! All images advance together through one `[images * beam_size, vocab]` step of the model.
 
 use burn::tensor::backend::Backend;
@@ -26,8 +40,8 @@ pub struct BeamConfig {
     pub suppress_unk: bool,
 }
 
-/// A finished caption: word ids without `<start>`/`<end>`, and its total log-probability
-/// (including the `<end>` step when it ended).
+/// A finished caption: word ids without `<start>`/`<end>`, and its total log-probability,
+/// the `<end>` step included (forced at `max_len`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hypothesis {
     pub tokens: Vec<u32>,
@@ -51,9 +65,25 @@ impl BeamConfig {
         }
     }
 
-    fn rank(&self, hypothesis: &Hypothesis, ended: bool) -> f64 {
-        let length = (hypothesis.tokens.len() + usize::from(ended)).max(1) as f64;
-        hypothesis.log_prob as f64 / length.powf(self.length_alpha)
+    /// A finished hypothesis's score: log-probability / (words + `<end>`)^alpha.
+    fn rank(&self, hypothesis: &Hypothesis) -> f64 {
+        let length = (hypothesis.tokens.len() + 1) as f64;
+        f64::from(hypothesis.log_prob) / length.powf(self.length_alpha)
+    }
+
+    /// The highest score a live beam can still reach (see the module's doc).
+    fn bound(&self, beam: &Beam) -> f64 {
+        let longest = (self.max_len + 1) as f64;
+        f64::from(beam.log_prob) / longest.powf(self.length_alpha)
+    }
+
+    /// Whether no live beam can outrank the best finished hypothesis any more.
+    fn settled(&self, finished: &[(f64, Hypothesis)], beams: &[Beam]) -> bool {
+        let best = finished
+            .iter()
+            .map(|(score, _)| *score)
+            .fold(f64::NEG_INFINITY, f64::max);
+        beams.iter().all(|beam| self.bound(beam) <= best)
     }
 }
 
@@ -105,49 +135,47 @@ pub fn beam_search<B: Backend, M: CaptionModel<B>>(
         let last_step = step == config.max_len;
         let mut rows = Vec::with_capacity(images * k);
         for image in 0..images {
-            let done = finished[image].len() >= k || beams[image].is_empty();
-            let candidates = if done {
-                Vec::new()
-            } else {
-                candidates(&beams[image], image * k, &log_probs, &banned, vocab, k)
-            };
+            let done = beams[image].is_empty() || config.settled(&finished[image], &beams[image]);
             let mut kept = Vec::with_capacity(k);
-            let mut ended = Vec::new();
-            for (rank, (parent, token, log_prob)) in candidates.into_iter().enumerate() {
-                if kept.len() == k {
-                    break;
+            if done {
+                beams[image].clear();
+            } else if last_step {
+                // Out of steps: every beam ends here, paying for its `<end>`.
+                for (parent, beam) in beams[image].iter().enumerate() {
+                    let row = (image * k + parent) * vocab;
+                    let hypothesis = Hypothesis {
+                        log_prob: beam.log_prob + log_probs[row + END as usize],
+                        ..beam.clone()
+                    };
+                    finished[image].push((config.rank(&hypothesis), hypothesis));
                 }
-                if token == END {
-                    // Only an ending that ranks among the best k counts (so beam 1 = greedy).
-                    if rank < k {
-                        let hypothesis = Hypothesis {
+            } else {
+                let candidates =
+                    candidates(&beams[image], image * k, &log_probs, &banned, vocab, k);
+                for (rank, (parent, token, log_prob)) in candidates.into_iter().enumerate() {
+                    if kept.len() == k {
+                        break;
+                    }
+                    if token == END {
+                        // Only an ending that ranks among the best k counts (so beam 1 = greedy).
+                        if rank < k {
+                            let hypothesis = Hypothesis {
+                                log_prob,
+                                ..beams[image][parent].clone()
+                            };
+                            finished[image].push((config.rank(&hypothesis), hypothesis));
+                        }
+                    } else {
+                        let mut beam = Beam {
                             log_prob,
                             ..beams[image][parent].clone()
                         };
-                        finished[image].push((config.rank(&hypothesis, true), hypothesis));
-                        ended.push(parent);
+                        beam.tokens.push(token);
+                        if let Some(attention) = &attention {
+                            beam.attention.push(attention[image * k + parent].clone());
+                        }
+                        kept.push((parent, beam));
                     }
-                } else if !last_step {
-                    let mut beam = Beam {
-                        log_prob,
-                        ..beams[image][parent].clone()
-                    };
-                    beam.tokens.push(token);
-                    if let Some(attention) = &attention {
-                        beam.attention.push(attention[image * k + parent].clone());
-                    }
-                    kept.push((parent, beam));
-                }
-            }
-            if last_step {
-                // Out of steps: beams that did not end here finish as they stand.
-                for (_, beam) in beams[image]
-                    .iter()
-                    .enumerate()
-                    .filter(|(p, _)| !ended.contains(p))
-                {
-                    let hypothesis = beam.clone();
-                    finished[image].push((config.rank(&hypothesis, false), hypothesis));
                 }
             }
             let parents: Vec<usize> = kept.iter().map(|(p, _)| image * k + p).collect();
@@ -161,10 +189,11 @@ pub fn beam_search<B: Backend, M: CaptionModel<B>>(
                     .unwrap_or(START);
             }
         }
-        if beams
-            .iter()
-            .zip(&finished)
-            .all(|(b, f)| b.is_empty() || f.len() >= k)
+        if last_step
+            || beams
+                .iter()
+                .zip(&finished)
+                .all(|(b, f)| b.is_empty() || config.settled(f, b))
         {
             break;
         }
@@ -309,6 +338,153 @@ mod tests {
                 "beam 4 {w:?} vs greedy {g:?}"
             );
         }
+    }
+
+    /// A model whose next-token distribution depends on the previous token alone, written
+    /// out by hand, so that every beam's log-probability can be worked out on paper. Tokens:
+    /// 0 `<pad>`, 1 `<start>`, 2 `<end>`, 3 `<unk>`, 4 "a", 5 "b", 6 "c", 7 "d".
+    struct Bigram {
+        /// `[vocab, vocab]`: row `t` holds `log p(next | previous = t)`.
+        table: Tensor<B, 2>,
+    }
+
+    #[derive(Debug, Clone)]
+    struct NoState;
+
+    impl DecodeState<B> for NoState {
+        fn select(self, _: Tensor<B, 1, Int>) -> Self {
+            self
+        }
+    }
+
+    impl Bigram {
+        const VOCAB: usize = 8;
+
+        /// `rows`: (previous token, [(next token, probability)]); anything unlisted has
+        /// probability 1e-9.
+        fn new(rows: &[(u32, &[(u32, f64)])]) -> Self {
+            let mut table = vec![1e-9f64.ln() as f32; Self::VOCAB * Self::VOCAB];
+            for (previous, next) in rows {
+                for &(token, p) in *next {
+                    table[*previous as usize * Self::VOCAB + token as usize] = p.ln() as f32;
+                }
+            }
+            let shape = [Self::VOCAB, Self::VOCAB];
+            Self {
+                table: Tensor::from_data(TensorData::new(table, shape), &Default::default()),
+            }
+        }
+    }
+
+    impl CaptionModel<B> for Bigram {
+        type State = NoState;
+
+        fn vocab_size(&self) -> usize {
+            Self::VOCAB
+        }
+
+        fn start(&self, _: &Images<B>) -> NoState {
+            NoState
+        }
+
+        fn step(&self, tokens: Tensor<B, 1, Int>, state: NoState) -> (Tensor<B, 2>, NoState) {
+            (self.table.clone().select(0, tokens), state)
+        }
+
+        fn loss(&self, _: &Images<B>, _: &crate::TeacherBatch<B>) -> Tensor<B, 1> {
+            unreachable!("search only")
+        }
+    }
+
+    const A: u32 = 4;
+    const B_: u32 = 5;
+    const C: u32 = 6;
+    const D: u32 = 7;
+
+    /// The one caption of one image, with `beam_size` 2.
+    fn search(model: &Bigram, max_len: usize, length_alpha: f64) -> Hypothesis {
+        let image = Images::pooled(Tensor::<B, 2>::zeros([1, 1], &Default::default()));
+        let config = BeamConfig {
+            beam_size: 2,
+            max_len,
+            length_alpha,
+            suppress_unk: true,
+        };
+        beam_search(model, &image, &config).remove(0)
+    }
+
+    fn assert_found(found: &Hypothesis, tokens: &[u32], probability: f64) {
+        assert_eq!(found.tokens, tokens, "{found:?}");
+        let expected = probability.ln() as f32;
+        assert!(
+            (found.log_prob - expected).abs() < 1e-5,
+            "{} vs {expected}",
+            found.log_prob
+        );
+    }
+
+    /// At max_len 2: "a a" is likely (0.5 * 0.99) but almost never ends (0.01), "b" ends at
+    /// once (0.5 * 0.6). Cut off "as it stands", "a a" would win with 0.495; paying for its
+    /// `<end>` it has 0.00495, and "b b" 0.5 * 0.4 * 0.6 = 0.12, so "b" (0.3) is the caption.
+    #[test]
+    fn a_caption_cut_at_max_len_pays_for_its_end() {
+        let model = Bigram::new(&[
+            (START, &[(A, 0.5), (B_, 0.5)]),
+            (A, &[(A, 0.99), (END, 0.01)]),
+            (B_, &[(END, 0.6), (B_, 0.4)]),
+        ]);
+        assert_found(&search(&model, 2, 0.0), &[B_], 0.3);
+        // With room to end, nothing is forced: "a a" still ends at 0.00495, "b" wins the same.
+        assert_found(&search(&model, 5, 0.0), &[B_], 0.3);
+    }
+
+    /// Two captions finish before the best one: "b" (0.4 * 0.5 = 0.2) at the second step
+    /// and "a c" (0.6 * 0.9 * 0.3 = 0.162) at the third, while "a c d" (0.378) is still live
+    /// and ends with 0.99: 0.37422. Stopping at two finished captions returned "b".
+    #[test]
+    fn the_search_goes_on_while_a_live_beam_can_still_win() {
+        let model = Bigram::new(&[
+            (START, &[(A, 0.6), (B_, 0.4)]),
+            (A, &[(C, 0.9), (END, 0.1)]),
+            (B_, &[(END, 0.5), (B_, 0.5)]),
+            (C, &[(D, 0.7), (END, 0.3)]),
+            (D, &[(END, 0.99), (D, 0.01)]),
+        ]);
+        assert_found(&search(&model, 5, 0.0), &[A, C, D], 0.6 * 0.9 * 0.7 * 0.99);
+    }
+
+    /// With alpha 1, "b" ends at the second step with ln(0.36) / 2 = -0.511. The live beam
+    /// "a c" (ln 0.2 = -1.609) would score -1.609 / 3 = -0.536 if it ended now, below "b",
+    /// but each certain word it adds raises its score: "a c d" ends with -1.609 / 4 = -0.402
+    /// and wins. The bound that lets the search stop is a beam's score at `max_len`
+    /// (-1.609 / 9), not at its present length.
+    #[test]
+    fn a_live_beam_that_gains_by_growing_keeps_the_search_going() {
+        let model = Bigram::new(&[
+            (START, &[(B_, 0.36), (A, 0.2)]),
+            (B_, &[(END, 1.0)]),
+            (A, &[(C, 1.0)]),
+            (C, &[(D, 1.0)]),
+            (D, &[(END, 1.0)]),
+        ]);
+        assert_found(&search(&model, 8, 1.0), &[A, C, D], 0.2);
+    }
+
+    /// "a" ends with 0.6 * 0.5 = 0.3; "b c" with 0.4 * 1.0 * 0.625 = 0.25; "a c" with 0.1875;
+    /// "b c d" with 0.4 * 0.375 * 0.99 = 0.1485. By log-probability "a" wins; per token
+    /// (alpha 1, `<end>` counted) "b c" does: ln(0.25) / 3 = -0.462 against ln(0.3) / 2 =
+    /// -0.602, ln(0.1875) / 3 = -0.558 and ln(0.1485) / 4 = -0.477.
+    #[test]
+    fn length_normalisation_ranks_by_log_probability_per_token() {
+        let model = Bigram::new(&[
+            (START, &[(A, 0.6), (B_, 0.4)]),
+            (A, &[(END, 0.5), (C, 0.5)]),
+            (B_, &[(C, 1.0)]),
+            (C, &[(END, 0.625), (D, 0.375)]),
+            (D, &[(END, 0.99), (D, 0.01)]),
+        ]);
+        assert_found(&search(&model, 5, 0.0), &[A], 0.3);
+        assert_found(&search(&model, 5, 1.0), &[B_, C], 0.4 * 0.625);
     }
 
     #[test]

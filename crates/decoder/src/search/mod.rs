@@ -15,17 +15,25 @@ pub use beam::{BeamConfig, Hypothesis, beam_search};
 pub use greedy::{greedy, greedy_attended};
 pub use sample::{Sampled, sample};
 
-/// `[vocab]` additive mask: `-inf` on tokens a caption may never contain.
+/// The tokens a caption may never contain: `<pad>`, `<start>`, and `<unk>` with
+/// `suppress_unk`.
+pub fn banned_tokens(suppress_unk: bool) -> Vec<u32> {
+    let mut banned = vec![PAD, START];
+    if suppress_unk {
+        banned.push(UNK);
+    }
+    banned
+}
+
+/// `[vocab]` additive mask: `-inf` on [`banned_tokens`].
 pub fn banned_tokens_mask<B: Backend>(
     vocab: usize,
     suppress_unk: bool,
     device: &B::Device,
 ) -> Tensor<B, 1> {
     let mut mask = vec![0f32; vocab];
-    mask[PAD as usize] = f32::NEG_INFINITY;
-    mask[START as usize] = f32::NEG_INFINITY;
-    if suppress_unk {
-        mask[UNK as usize] = f32::NEG_INFINITY;
+    for token in banned_tokens(suppress_unk) {
+        mask[token as usize] = f32::NEG_INFINITY;
     }
     Tensor::from_data(TensorData::new(mask, [vocab]), device)
 }

@@ -14,6 +14,7 @@ use contracts::tables::{
     TOKENS_FILE, TokenRow, TokensTable, VOCAB_FILE, VocabRow, VocabTable, write,
 };
 use contracts::{PipelineConfig, Provenance, Split, Stage};
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -157,9 +158,13 @@ pub fn dataset(per_combo: [usize; 3], seed: u64) -> Fixture {
     }
 }
 
-/// [`dataset`] with a 2x2 grid beside the pooled vectors, for the attention decoder: each
-/// attribute is in its own region (colour top left, shape top right, background bottom left,
-/// the last region noise), the pooled vector is the regions' mean, as ResNet50's is.
+/// [`dataset`] with a 2x2 grid beside the pooled vectors, for the attention decoder. The
+/// answer is in one region only, at a random place: the image's own attributes (colour, shape
+/// and background signals, summed) plus a marker that says "here". Another region holds the
+/// negated attributes, and the remaining two a random combination and its negation, none of
+/// them marked. The regions' mean (the pooled vector, as ResNet50's is, and the attention
+/// model's initial state) is thus the marker's quarter plus noise, the same for every image:
+/// a model that does not attend to the marked region cannot caption the image.
 pub fn dataset_with_grid(per_combo: [usize; 3], seed: u64) -> Fixture {
     let fixture = dataset(per_combo, seed);
     let mut rng = ChaCha8Rng::seed_from_u64(seed + 1);
@@ -172,6 +177,7 @@ pub fn dataset_with_grid(per_combo: [usize; 3], seed: u64) -> Fixture {
         .iter()
         .map(|&n| (0..n * FEATURE_DIM).map(|_| gauss(&mut rng)).collect())
         .collect();
+    let marker: Vec<f32> = (0..FEATURE_DIM).map(|_| 2.0 * gauss(&mut rng)).collect();
     let shape = contracts::grid::GridShape {
         channels: FEATURE_DIM,
         height: 2,
@@ -181,14 +187,26 @@ pub fn dataset_with_grid(per_combo: [usize; 3], seed: u64) -> Fixture {
     let mut grids = contracts::grid::Grids::new(shape);
     let mut pooled = Features::default();
     for image in &fixture.images {
+        // Regions in a random order: the answer, its negation, a random combination and its
+        // negation.
+        let mut order: Vec<usize> = (0..regions).collect();
+        order.shuffle(&mut rng);
+        let decoy = [0, 1, 2].map(|a| rng.random_range(0..sizes[a]));
         let mut grid = vec![0f32; shape.len()];
-        for region in 0..regions {
+        for (k, &region) in order.iter().enumerate() {
+            let (attributes, sign) = match k {
+                0 | 1 => (image.attributes, if k == 0 { 1.0 } else { -1.0 }),
+                _ => (decoy, if k == 2 { 1.0 } else { -1.0 }),
+            };
             for d in 0..FEATURE_DIM {
-                let signal = match region {
-                    0..3 => projections[region][image.attributes[region] * FEATURE_DIM + d],
-                    _ => 0.0,
-                };
-                grid[d * regions + region] = (signal + 0.3 * gauss(&mut rng)).max(0.0);
+                let mut signal: f32 = sign
+                    * (0..3)
+                        .map(|a| projections[a][attributes[a] * FEATURE_DIM + d])
+                        .sum::<f32>();
+                if k == 0 {
+                    signal += marker[d];
+                }
+                grid[d * regions + region] = signal + 0.3 * gauss(&mut rng);
             }
         }
         pooled.features.extend(

@@ -1,5 +1,6 @@
-//! Training throughput on Flickr8k-sized random data, for `cargo bench -p trainer` and its
-//! PyTorch counterpart `scripts/bench_trainer.py`.
+//! The benchmark's support: training throughput on Flickr8k-sized random data, for
+//! `cargo bench -p trainer` and its PyTorch counterpart `scripts/bench_trainer.py`. It lives
+//! with the benchmark, not in the stage's library: nothing but the benchmark uses it.
 //!
 //! The default model (`[model]` defaults: embed 256, hidden 512, merge, dropout 0.5) on 30,000
 //! random captions over an 8,000-token vocabulary, lengths drawn like Flickr8k's (about 13
@@ -24,8 +25,9 @@ use models::backend::BackendTask;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::data::{Caption, Dataset, InputHashes, length_buckets};
-use crate::trainer::{Trainer, reference_views};
+use trainer::Trainer;
+use trainer::data::{Caption, Dataset, InputHashes, length_buckets};
+use trainer::trainer::reference_views;
 
 /// The benchmark's data and schedule.
 #[derive(Debug, Clone)]
@@ -191,12 +193,12 @@ fn bench_config(options: &BenchOptions) -> PipelineConfig {
 }
 
 /// Runs `step` on `warmup + steps` of `batches` (cycled) and times the last `steps`. A step
-/// returns the trainer, its loss, and the captions and tokens it trained on.
+/// returns its loss, and the captions and tokens it trained on.
 fn timed<'a, 'b, B: Backend>(
     options: &BenchOptions,
     mut run: Trainer<'a, B>,
     batches: &[&'b [usize]],
-    mut step: impl FnMut(Trainer<'a, B>, &'b [usize]) -> (Trainer<'a, B>, f64, usize, usize),
+    mut step: impl FnMut(&mut Trainer<'a, B>, &'b [usize]) -> (f64, usize, usize),
 ) -> Result<BenchReport> {
     let (mut captions, mut tokens) = (0, 0);
     let mut started = Instant::now();
@@ -210,8 +212,7 @@ fn timed<'a, 'b, B: Backend>(
             started = Instant::now();
             (captions, tokens) = (0, 0);
         }
-        let (loss, step_captions, step_tokens);
-        (run, loss, step_captions, step_tokens) = step(run, batch);
+        let (loss, step_captions, step_tokens) = step(&mut run, batch);
         anyhow::ensure!(loss.is_finite(), "benchmark loss is {loss}");
         captions += step_captions;
         tokens += step_tokens;
@@ -243,9 +244,9 @@ pub fn run_scst<B: Backend>(
     let per_step = (options.batch_size / config.trainer.scst_samples).max(1);
     let batches: Vec<&[usize]> = images.chunks(per_step).collect();
     timed(options, run, &batches, |run, batch| {
-        let (run, outcome) = run.scst_step(batch, &scorer, &mut rng);
+        let outcome = run.scst_step(batch, &scorer, &mut rng);
         let samples = outcome.rewards.rewards.len();
-        (run, outcome.loss, samples, outcome.tokens)
+        (outcome.loss, samples, outcome.tokens)
     })
 }
 
@@ -383,7 +384,7 @@ fn time_batches<B: Backend>(
     let run = Trainer::<B>::start(config, data, std::slice::from_ref(device))?;
     let learning_rate = config.trainer.learning_rate;
     timed(options, run, batches, |run, batch| {
-        let (run, loss) = run.step(batch, learning_rate, &mut rng);
-        (run, loss.loss, batch.len(), loss.tokens)
+        let loss = run.step(batch, learning_rate, &mut rng);
+        (loss.loss, batch.len(), loss.tokens)
     })
 }
