@@ -28,7 +28,7 @@ fn trained() -> &'static Path {
             "--set",
             "model.hidden_dim=32",
             "--set",
-            "model.attention_dim=8",
+            "model.attention.dim=8",
             "--set",
             "trainer.epochs=2",
         ];

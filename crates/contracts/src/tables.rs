@@ -35,22 +35,16 @@ pub enum Split {
 
 impl Split {
     pub const ALL: [Split; 3] = [Split::Train, Split::Val, Split::Test];
+    /// The splits' names, in the order of [`Self::ALL`] (the config's choices and the
+    /// `split` column's values).
+    pub const NAMES: &'static [&'static str] = &["train", "val", "test"];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Split::Train => "train",
-            Split::Val => "val",
-            Split::Test => "test",
-        }
+        Self::NAMES[self as usize]
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "train" => Some(Split::Train),
-            "val" => Some(Split::Val),
-            "test" => Some(Split::Test),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|split| split.as_str() == text)
     }
 }
 

@@ -187,9 +187,9 @@ impl std::fmt::Display for CaptionerConfig {
 }
 
 impl CaptionerConfig {
-    /// The architecture `[model]` asks for, over a vocabulary of `vocab_size` tokens; the
-    /// attention model also keeps its regularisation weight, `trainer.attention_reg`.
-    pub fn from_pipeline(model: &ModelConfig, attention_reg: f64, vocab_size: usize) -> Self {
+    /// The architecture `[model]` and the chosen model's table ask for, over a vocabulary of
+    /// `vocab_size` tokens.
+    pub fn from_pipeline(model: &ModelConfig, vocab_size: usize) -> Self {
         match model.decoder {
             DecoderKind::Merge => Self::Merge(MergeConfig {
                 vocab_size,
@@ -197,16 +197,16 @@ impl CaptionerConfig {
                 embed_dim: model.embed_dim,
                 hidden_dim: model.hidden_dim,
                 dropout: model.dropout,
-                merge: model.merge,
+                merge: model.merge.join_image,
             }),
             DecoderKind::Attention => Self::Attention(AttentionConfig {
                 vocab_size,
                 feature_dim: FEATURE_DIM,
                 embed_dim: model.embed_dim,
                 hidden_dim: model.hidden_dim,
-                attention_dim: model.attention_dim,
+                attention_dim: model.attention.dim,
                 dropout: model.dropout,
-                attention_reg,
+                attention_reg: model.attention.doubly_stochastic,
             }),
         }
     }
@@ -251,6 +251,58 @@ impl CaptionerConfig {
         match self {
             Self::Merge(config) => config.feature_dim,
             Self::Attention(config) => config.feature_dim,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use contracts::config::{AttentionSettings, MergeSettings};
+
+    use super::*;
+
+    /// Checkpoints store the architecture as these JSON objects, written before the model's
+    /// keys moved into `[model.merge]` and `[model.attention]`: they must still load, and the
+    /// tables must build the same architecture.
+    #[test]
+    fn checkpoints_written_before_the_model_tables_load() {
+        let merge: CaptionerConfig = serde_json::from_str(
+            r#"{"decoder":"merge","vocab_size":60,"feature_dim":2048,"embed_dim":256,"hidden_dim":512,"dropout":0.5,"merge":false}"#,
+        )
+        .unwrap();
+        let model = ModelConfig {
+            merge: MergeSettings { join_image: false },
+            ..ModelConfig::default()
+        };
+        assert_eq!(merge, CaptionerConfig::from_pipeline(&model, 60));
+        let attention: CaptionerConfig = serde_json::from_str(
+            r#"{"decoder":"attention","vocab_size":60,"feature_dim":2048,"embed_dim":256,"hidden_dim":512,"attention_dim":128,"dropout":0.5,"attention_reg":0.25}"#,
+        )
+        .unwrap();
+        let model = ModelConfig {
+            decoder: DecoderKind::Attention,
+            attention: AttentionSettings {
+                dim: 128,
+                doubly_stochastic: 0.25,
+            },
+            ..ModelConfig::default()
+        };
+        assert_eq!(attention, CaptionerConfig::from_pipeline(&model, 60));
+    }
+
+    /// Every kind the config names builds its own model, which a checkpoint tags with the
+    /// same name.
+    #[test]
+    fn every_decoder_kind_is_registered_under_its_config_name() {
+        for &kind in DecoderKind::ALL {
+            let model = ModelConfig {
+                decoder: kind,
+                ..ModelConfig::default()
+            };
+            let config = CaptionerConfig::from_pipeline(&model, 60);
+            assert_eq!(config.kind(), kind);
+            let json = serde_json::to_value(&config).unwrap();
+            assert_eq!(json["decoder"], kind.name());
         }
     }
 }

@@ -46,12 +46,8 @@ pub use trainer::Trainer;
 /// Trains with `config` (work directory, `[model]`, `[trainer]`, and `[evaluator]`'s decoding
 /// settings for the validation BLEU), writing `work_dir/model/`.
 pub fn run(config: &PipelineConfig, options: &TrainOptions) -> Result<TrainSummary> {
-    CaptionerConfig::from_pipeline(
-        &config.model,
-        config.trainer.attention_reg,
-        contracts::vocab::SPECIALS as usize + 1,
-    )
-    .validate()?;
+    CaptionerConfig::from_pipeline(&config.model, contracts::vocab::SPECIALS as usize + 1)
+        .validate()?;
     let work_dir = &config.paths.work_dir;
     let _lock = contracts::lock::lock_work_dir(work_dir, "trainer")?;
     let work = WorkDir::new(work_dir);

@@ -403,11 +403,7 @@ fn primary<D>(devices: &[D]) -> &D {
 /// encoder settings.
 fn run_inputs(config: &PipelineConfig, data: &Dataset) -> RunInputs {
     RunInputs {
-        model: CaptionerConfig::from_pipeline(
-            &config.model,
-            config.trainer.attention_reg,
-            data.vocab.len(),
-        ),
+        model: CaptionerConfig::from_pipeline(&config.model, data.vocab.len()),
         standardized: config.model.standardize,
         encoder: data.features.encoder().cloned(),
         hashes: data.hashes.clone(),

@@ -10,7 +10,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use contracts::WorkDir;
-use contracts::config::{DecoderKind, ModelConfig, TrainerConfig};
+use contracts::config::{AttentionSettings, DecoderKind, ModelConfig, TrainerConfig};
 use decoder::{CaptionerConfig, SampledPolicy, banned_tokens};
 use trainer::Dataset;
 use trainer::parallel::{Peers, reduced_gradients};
@@ -82,11 +82,14 @@ fn replicas_hold_the_whole_batchs_gradient_after_the_all_reduce() {
             decoder,
             embed_dim: 8,
             hidden_dim: 12,
-            attention_dim: 16,
             dropout: 0.0,
+            attention: AttentionSettings {
+                dim: 16,
+                doubly_stochastic: 1.0,
+            },
             ..ModelConfig::default()
         };
-        let config = CaptionerConfig::from_pipeline(&model, 1.0, data.vocab.len());
+        let config = CaptionerConfig::from_pipeline(&model, data.vocab.len());
         let model = config.init::<AD>(&stats, 3, &device).unwrap();
         let replica = Replica::new(model, adam(&TrainerConfig::default()).init(), &device);
         for (batch, devices) in [(7, 2), (7, 3), (2, 3)] {

@@ -99,7 +99,7 @@ fn the_attention_model_learns_from_the_one_grid_region_that_holds_the_answer() {
     let fixture = common::dataset_with_grid([16, 1, 2], 5);
     let mut config = fixture.config(14);
     config.model.decoder = DecoderKind::Attention;
-    config.model.attention_dim = 16;
+    config.model.attention.dim = 16;
     let summary = train(&config, false).unwrap();
     let device = Default::default();
     let work = WorkDir::new(fixture.work_dir());
@@ -549,7 +549,7 @@ fn a_batch_split_across_devices_trains_as_it_does_on_one() {
             config.trainer.batch_size = batch_size;
             config.trainer.learning_rate = 1e-3;
             config.model.decoder = decoder;
-            config.model.attention_dim = 16;
+            config.model.attention.dim = 16;
             // Each device draws its own dropout masks: only without dropout are the runs
             // the same.
             config.model.dropout = 0.0;

@@ -2,20 +2,23 @@
 //!
 //! The file is read as a TOML table, overrides (`--set section.key=value`, and stage flags
 //! such as `trainer --epochs 5`) are applied to that table, every key is checked against its
-//! range in [`settings::SETTINGS`], and only then is the table turned into
+//! range in [`PipelineConfig::settings`], and only then is the table turned into
 //! [`PipelineConfig`]: an override is checked exactly like a key in the file, and a bad key or
 //! value is an error that names it and where it came from, before any stage starts work.
 //!
-//! - [`sections`]: the section structs and their defaults; [`choices`]: the enum-valued keys;
-//! - [`settings`]: every key's allowed values; [`overrides`]: `--set` and stage flags.
+//! - [`sections`]: every section and key, declared once; [`choices`]: the enum-valued keys;
+//! - [`settings`]: what a key accepts, and the `section!` macro; [`overrides`]: `--set` and
+//!   stage flags; [`moved`]: keys that have moved, and where to.
 
 mod choices;
+mod moved;
 mod overrides;
 mod sections;
 pub mod settings;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,9 +30,10 @@ pub use choices::{
 pub use overrides::Override;
 use overrides::{Source, apply};
 pub use sections::{
-    CleanerConfig, EvaluatorConfig, FeaturizerConfig, ModelConfig, Paths, SynthConfig,
-    TokenizerConfig, TrainerConfig,
+    AttentionSettings, CleanerConfig, EvaluatorConfig, FeaturizerConfig, MergeSettings,
+    ModelConfig, Paths, SynthConfig, TokenizerConfig, TrainerConfig,
 };
+use settings::Settings;
 
 /// The whole configuration; every section has defaults so a partial file is valid.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -45,7 +49,25 @@ pub struct PipelineConfig {
     pub evaluator: EvaluatorConfig,
 }
 
+/// Every key of every section, in file order.
+static SETTINGS: LazyLock<Settings> = LazyLock::new(|| Settings::new(PipelineConfig::settings()));
+
 impl PipelineConfig {
+    /// Every key of every section, in file order.
+    pub fn settings() -> Vec<settings::Setting> {
+        [
+            Paths::settings(),
+            SynthConfig::settings(),
+            CleanerConfig::settings(),
+            TokenizerConfig::settings(),
+            FeaturizerConfig::settings(),
+            ModelConfig::settings(),
+            TrainerConfig::settings(),
+            EvaluatorConfig::settings(),
+        ]
+        .concat()
+    }
+
     /// Reads `path`, applies `overrides` in order and checks every key. A missing default
     /// config file is not an error when `path_is_default` is true: the built-in defaults
     /// apply.
@@ -66,16 +88,12 @@ impl PipelineConfig {
         let mut table: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| config_error(e.to_string()))?;
+        if let Some((section, _)) = table.iter().find(|(_, keys)| !keys.is_table()) {
+            return Err(config_error(format!("`{section}` is not a [section]")));
+        }
         let mut sources = BTreeMap::new();
-        for (section, keys) in &table {
-            match keys {
-                toml::Value::Table(keys) => {
-                    for key in keys.keys() {
-                        sources.insert(format!("{section}.{key}"), Source::File(path.into()));
-                    }
-                }
-                _ => return Err(config_error(format!("`{section}` is not a [section]"))),
-            }
+        for (key, _) in leaves(&table) {
+            sources.insert(key, Source::File(path.into()));
         }
         for item in overrides {
             apply(&mut table, item)?;
@@ -89,7 +107,7 @@ impl PipelineConfig {
         Ok(config)
     }
 
-    /// Rules between keys, which [`settings::SETTINGS`] cannot say key by key.
+    /// Rules between keys, which a key's own range cannot say.
     fn check_relations(&self, sources: &BTreeMap<String, Source>) -> Result<(), ContractError> {
         let source = |key: &str| {
             sources
@@ -161,7 +179,9 @@ impl PipelineConfig {
             match key {
                 None => *entry = values.clone(),
                 Some(key) => {
-                    let value = values.get(key).ok_or_else(|| missing("key"))?;
+                    let value = values
+                        .pointer(&format!("/{}", key.replace('.', "/")))
+                        .ok_or_else(|| missing("key"))?;
                     if let serde_json::Value::Object(keys) = entry {
                         keys.insert(key.into(), value.clone());
                     }
@@ -172,37 +192,55 @@ impl PipelineConfig {
     }
 }
 
-/// Refuses an unknown section or key, and a value outside its key's range.
+/// Every value of `table` that is not itself a table, by its dotted key
+/// (`model.attention.dim`).
+fn leaves(table: &toml::Table) -> Vec<(String, &toml::Value)> {
+    let mut out = Vec::new();
+    for (name, value) in table {
+        match value {
+            toml::Value::Table(inner) => out.extend(
+                leaves(inner)
+                    .into_iter()
+                    .map(|(key, value)| (format!("{name}.{key}"), value)),
+            ),
+            value => out.push((name.clone(), value)),
+        }
+    }
+    out
+}
+
+/// Refuses a key that has moved, an unknown section or key, and a value outside its key's
+/// range.
 fn check_keys(
     table: &toml::Table,
     sources: &BTreeMap<String, Source>,
 ) -> Result<(), ContractError> {
-    let known_sections = settings::sections();
-    for (section, keys) in table {
-        let toml::Value::Table(keys) = keys else {
-            continue;
-        };
-        for (key, value) in keys {
-            let name = format!("{section}.{key}");
-            let source = &sources[&name];
-            let Some(setting) = settings::find(&name) else {
-                let known = if known_sections.contains(&section.as_str()) {
-                    format!("[{section}] has {}", settings::keys_of(section).join(", "))
-                } else {
-                    format!("the sections are {}", known_sections.join(", "))
-                };
-                return Err(ContractError::Setting {
-                    message: format!("unknown key {name} ({source}); {known}"),
-                });
+    let known_sections = SETTINGS.sections();
+    for (name, value) in leaves(table) {
+        let source = &sources[&name];
+        if let Some(moved) = moved::find(&name) {
+            return Err(ContractError::Setting {
+                message: format!("{name} ({source}) {moved}"),
+            });
+        }
+        let Some(setting) = SETTINGS.find(&name) else {
+            let section = name.rsplit_once('.').map_or("", |(section, _)| section);
+            let known = if known_sections.contains(&section) {
+                format!("[{section}] has {}", SETTINGS.keys_of(section).join(", "))
+            } else {
+                format!("the sections are {}", known_sections.join(", "))
             };
-            if !setting.allowed.admits(value) {
-                return Err(ContractError::Setting {
-                    message: format!(
-                        "{name} = {value} ({source}) is not allowed: expected {}",
-                        setting.allowed
-                    ),
-                });
-            }
+            return Err(ContractError::Setting {
+                message: format!("unknown key {name} ({source}); {known}"),
+            });
+        };
+        if !setting.allowed.admits(value) {
+            return Err(ContractError::Setting {
+                message: format!(
+                    "{name} = {value} ({source}) is not allowed: expected {}",
+                    setting.allowed
+                ),
+            });
         }
     }
     Ok(())
@@ -244,7 +282,7 @@ mod tests {
     #[test]
     fn unknown_keys_are_named_with_where_they_came_from() {
         let file = write("[trainer]\nepoch = 3\n");
-        let known = settings::keys_of("trainer").join(", ");
+        let known = SETTINGS.keys_of("trainer").join(", ");
         assert_eq!(
             load_error(file.path(), &[]),
             format!(
@@ -262,7 +300,64 @@ mod tests {
         assert_eq!(
             load_error(empty.path(), &sets(&["train.epochs=2"])),
             "unknown key train.epochs (from --set train.epochs=2); the sections are paths, \
-             synth, cleaner, tokenizer, featurizer, model, trainer, evaluator"
+             synth, cleaner, tokenizer, featurizer, model, model.merge, model.attention, \
+             trainer, evaluator"
+        );
+        assert_eq!(
+            load_error(empty.path(), &sets(&["model.attention.size=2"])),
+            "unknown key model.attention.size (from --set model.attention.size=2); \
+             [model.attention] has dim, doubly_stochastic"
+        );
+    }
+
+    /// A model's key in its table, in a file and from `--set`.
+    #[test]
+    fn model_tables_load_from_the_file_and_from_overrides() {
+        let file = write("[model]\nhidden_dim = 64\n\n[model.attention]\ndim = 32\n");
+        let overrides = sets(&[
+            "model.merge.join_image=false",
+            "model.attention.doubly_stochastic=0.5",
+        ]);
+        let config = PipelineConfig::load(file.path(), &overrides, false).unwrap();
+        assert_eq!(config.model.hidden_dim, 64);
+        assert_eq!(
+            config.model.attention,
+            AttentionSettings {
+                dim: 32,
+                doubly_stochastic: 0.5
+            }
+        );
+        assert_eq!(config.model.merge, MergeSettings { join_image: false });
+    }
+
+    /// A key of the old layout names its new place, in a file and from `--set`.
+    #[test]
+    fn moved_keys_name_their_new_place() {
+        let file = write("[model]\nmerge = true\nattention_dim = 128\n");
+        assert_eq!(
+            load_error(file.path(), &[]),
+            format!(
+                "model.attention_dim (in {}) has moved: set dim in [model.attention] \
+                 (model.attention.dim) instead",
+                file.path().display()
+            )
+        );
+        let file = write("[model]\nmerge = false\n");
+        assert_eq!(
+            load_error(file.path(), &[]),
+            format!(
+                "model.merge (in {}) has moved: set join_image in [model.merge] \
+                 (model.merge.join_image) instead",
+                file.path().display()
+            )
+        );
+        assert_eq!(
+            load_error(
+                Path::new("none.toml"),
+                &sets(&["trainer.attention_reg=0.5"])
+            ),
+            "trainer.attention_reg (from --set trainer.attention_reg=0.5) has moved: set \
+             doubly_stochastic in [model.attention] (model.attention.doubly_stochastic) instead"
         );
     }
 
@@ -321,9 +416,14 @@ mod tests {
             ("model.embed_dim", "0", "an integer from 1 to 65536"),
             ("model.hidden_dim", "70000", "an integer from 1 to 65536"),
             ("model.dropout", "1", "a number in [0, 1)"),
-            ("model.merge", "yes", "true or false"),
             ("model.standardize", "1", "true or false"),
-            ("model.attention_dim", "0", "an integer from 1 to 65536"),
+            ("model.merge.join_image", "yes", "true or false"),
+            ("model.attention.dim", "0", "an integer from 1 to 65536"),
+            (
+                "model.attention.doubly_stochastic",
+                "-1",
+                "a number in [0, 1000]",
+            ),
             ("trainer.epochs", "0", "an integer from 1 to 100000"),
             ("trainer.batch_size", "0", "an integer from 1 to 65536"),
             ("trainer.learning_rate", "0", "a number in (0, 1]"),
@@ -348,7 +448,6 @@ mod tests {
                 "one of \"mean\", \"greedy\"",
             ),
             ("trainer.scst_learning_rate", "0", "a number in (0, 1]"),
-            ("trainer.attention_reg", "-1", "a number in [0, 1000]"),
             (
                 "evaluator.split",
                 "dev",
@@ -363,7 +462,7 @@ mod tests {
             ("evaluator.meteor_data", "7", "a string"),
         ];
         let tested: Vec<&str> = cases.iter().map(|c| c.0).collect();
-        let all: Vec<&str> = settings::SETTINGS.iter().map(|s| s.key).collect();
+        let all: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
         assert_eq!(tested, all, "every key needs a case here");
         for (key, value, allowed) in cases {
             let item = format!("{key}={value}");
@@ -374,7 +473,7 @@ mod tests {
                 "{item}"
             );
             // The same value in a file names the file.
-            let (section, name) = key.split_once('.').unwrap();
+            let (section, name) = key.rsplit_once('.').unwrap();
             let file = write(&format!("[{section}]\n{name} = {shown}\n"));
             assert_eq!(
                 load_error(file.path(), &[]),
@@ -386,38 +485,63 @@ mod tests {
         }
     }
 
+    /// Every value of a JSON object that is not itself an object, by its dotted key.
+    fn json_leaves(value: &serde_json::Value, prefix: &str) -> Vec<(String, serde_json::Value)> {
+        match value.as_object() {
+            Some(fields) => fields
+                .iter()
+                .flat_map(|(name, value)| {
+                    let key = if prefix.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{prefix}.{name}")
+                    };
+                    json_leaves(value, &key)
+                })
+                .collect(),
+            None => vec![(prefix.to_string(), value.clone())],
+        }
+    }
+
+    fn shipped_path() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipeline.toml")
+    }
+
     #[test]
     fn the_settings_list_every_key_and_admit_the_defaults() {
         let defaults = serde_json::to_value(PipelineConfig::default()).unwrap();
         let mut keys = Vec::new();
-        for (section, fields) in defaults.as_object().unwrap() {
-            for (field, value) in fields.as_object().unwrap() {
-                let key = format!("{section}.{field}");
-                let setting = settings::find(&key).unwrap_or_else(|| panic!("{key} has no range"));
-                let value: toml::Value = serde_json::from_value(value.clone()).unwrap();
-                assert!(setting.allowed.admits(&value), "default {key} = {value}");
-                keys.push(key);
-            }
+        for (key, value) in json_leaves(&defaults, "") {
+            let setting = SETTINGS
+                .find(&key)
+                .unwrap_or_else(|| panic!("{key} has no range"));
+            let value: toml::Value = serde_json::from_value(value).unwrap();
+            assert!(setting.allowed.admits(&value), "default {key} = {value}");
+            assert!(!setting.doc().is_empty(), "{key} has no doc");
+            keys.push(key);
         }
         keys.sort();
-        let mut listed: Vec<String> = settings::SETTINGS.iter().map(|s| s.key.into()).collect();
+        let mut listed: Vec<String> = SETTINGS.iter().map(|s| s.key.into()).collect();
         listed.sort();
         assert_eq!(keys, listed);
-        // The shipped pipeline.toml loads.
-        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipeline.toml");
-        PipelineConfig::load(&shipped, &[], false).unwrap();
     }
 
-    /// `pipeline.toml` is the built-in defaults written out, except for the keys whose line
-    /// says `differs from the built-in default` and why.
+    /// `pipeline.toml` writes out every key, and each has its built-in default except the
+    /// keys whose line says `differs from the built-in default` and why.
     #[test]
     fn the_shipped_file_agrees_with_the_built_in_defaults() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipeline.toml");
-        let text = std::fs::read_to_string(&path).unwrap();
-        let shipped = PipelineConfig::load(&path, &[], false).unwrap();
-        let (shipped, defaults) = (
-            serde_json::to_value(&shipped).unwrap(),
-            serde_json::to_value(PipelineConfig::default()).unwrap(),
+        let text = std::fs::read_to_string(shipped_path()).unwrap();
+        let written: toml::Table = text.parse().unwrap();
+        let mut written: Vec<String> = leaves(&written).into_iter().map(|(key, _)| key).collect();
+        let mut listed: Vec<String> = SETTINGS.iter().map(|s| s.key.into()).collect();
+        written.sort();
+        listed.sort();
+        assert_eq!(written, listed, "pipeline.toml writes every key");
+        let shipped = PipelineConfig::load(&shipped_path(), &[], false).unwrap();
+        let shipped = json_leaves(&serde_json::to_value(&shipped).unwrap(), "");
+        let defaults = json_leaves(
+            &serde_json::to_value(PipelineConfig::default()).unwrap(),
+            "",
         );
         let marked: Vec<String> = text
             .lines()
@@ -425,14 +549,12 @@ mod tests {
             .filter_map(|line| line.split('=').next())
             .map(|key| key.trim().to_string())
             .collect();
-        let mut differing = Vec::new();
-        for (section, keys) in defaults.as_object().unwrap() {
-            for (key, value) in keys.as_object().unwrap() {
-                if shipped[section][key] != *value {
-                    differing.push(key.clone());
-                }
-            }
-        }
+        let differing: Vec<String> = shipped
+            .iter()
+            .zip(&defaults)
+            .filter(|(shipped, default)| shipped != default)
+            .map(|((key, _), _)| key.rsplit('.').next().unwrap().to_string())
+            .collect();
         assert_eq!(
             differing, marked,
             "keys of pipeline.toml unlike the built-in defaults"

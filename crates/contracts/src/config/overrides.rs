@@ -100,19 +100,25 @@ impl fmt::Display for Source {
     }
 }
 
-/// Sets `item.key` in `table`.
+/// Sets `item.key` in `table`, making the tables its dotted path names
+/// (`model.attention.dim`).
 pub(super) fn apply(table: &mut toml::Table, item: &Override) -> Result<(), ContractError> {
-    let (section, field) = item.key.split_once('.').unwrap_or((&item.key, ""));
-    let entry = table
-        .entry(section.to_string())
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    let toml::Value::Table(section_table) = entry else {
-        return Err(ContractError::Override {
-            item: format!("{}={}", item.key, item.text),
-            message: "that section is not a table".into(),
-        });
-    };
-    section_table.insert(field.to_string(), item.value.clone());
+    let mut path: Vec<&str> = item.key.split('.').collect();
+    let key = path.pop().unwrap_or_default();
+    let mut table = table;
+    for name in path {
+        let entry = table
+            .entry(name.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(inner) = entry else {
+            return Err(ContractError::Override {
+                item: format!("{}={}", item.key, item.text),
+                message: format!("{name} is not a table"),
+            });
+        };
+        table = inner;
+    }
+    table.insert(key.to_string(), item.value.clone());
     Ok(())
 }
 

@@ -1,13 +1,12 @@
-//! Every config key with its allowed values, checked once, when the configuration loads.
+//! How a key of `pipeline.toml` is defined: [`section!`] declares a section's keys once, each
+//! with its type, default, allowed values and doc, and from that one declaration come the
+//! section's struct, its `Default` and its [`Setting`]s.
 //!
-//! [`SETTINGS`] is the one list: the loader refuses a key that is not in it, and a value
-//! outside its range, before any stage does any work, naming the key, the value, the range
-//! and where the value came from (the file, a `--set`, or a flag). The README's table of
-//! ranges and the comments of `pipeline.toml` say the same.
+//! The loader refuses a key that no section declares, and a value outside its range, before
+//! any stage does any work, naming the key, the value, the range and where the value came from
+//! (the file, a `--set`, or a flag).
 
 use std::fmt;
-
-use super::choices::{DecoderKind, Device, ScstBaseline, SynthScene, ValMetric};
 
 /// What a key accepts.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,12 +33,12 @@ pub enum Allowed {
 }
 
 impl Allowed {
-    const fn int(min: i64, max: i64) -> Self {
+    pub(super) const fn int(min: i64, max: i64) -> Self {
         Self::Int { min, max }
     }
 
     /// `[min, max]`
-    const fn closed(min: f64, max: f64) -> Self {
+    pub(super) const fn closed(min: f64, max: f64) -> Self {
         Self::Float {
             min,
             max,
@@ -49,7 +48,7 @@ impl Allowed {
     }
 
     /// `(min, max]`
-    const fn above(min: f64, max: f64) -> Self {
+    pub(super) const fn above(min: f64, max: f64) -> Self {
         Self::Float {
             min,
             max,
@@ -59,7 +58,7 @@ impl Allowed {
     }
 
     /// `[min, max)`
-    const fn below(min: f64, max: f64) -> Self {
+    pub(super) const fn below(min: f64, max: f64) -> Self {
         Self::Float {
             min,
             max,
@@ -133,100 +132,117 @@ impl fmt::Display for Allowed {
 /// One key of `pipeline.toml`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Setting {
-    /// `section.key`
+    /// `section.key`, or `section.table.key` in a model's table.
     pub key: &'static str,
     pub allowed: Allowed,
+    /// The key's doc comment, line by line.
+    pub doc: &'static [&'static str],
 }
 
-const fn setting(key: &'static str, allowed: Allowed) -> Setting {
-    Setting { key, allowed }
-}
-
-const ANY_SEED: Allowed = Allowed::int(0, i64::MAX);
-const DEVICES: Allowed = Allowed::Choice(Device::NAMES);
-
-/// Every key of `pipeline.toml` and what it accepts.
-pub const SETTINGS: &[Setting] = &[
-    setting("paths.dataset_dir", Allowed::Text),
-    setting("paths.work_dir", Allowed::Text),
-    setting("paths.weights", Allowed::Text),
-    setting("paths.splits_dir", Allowed::Text),
-    setting("synth.images", Allowed::int(1, 1_000_000)),
-    setting("synth.seed", ANY_SEED),
-    setting("synth.image_size", Allowed::int(32, 4096)),
-    setting("synth.scene", Allowed::Choice(SynthScene::NAMES)),
-    setting("cleaner.seed", ANY_SEED),
-    setting("cleaner.val_fraction", Allowed::below(0.0, 1.0)),
-    setting("cleaner.test_fraction", Allowed::below(0.0, 1.0)),
-    setting("tokenizer.min_count", Allowed::int(1, i64::MAX)),
-    setting("tokenizer.max_len", Allowed::int(1, 1000)),
-    setting("featurizer.batch_size", Allowed::int(1, 1024)),
-    setting("featurizer.resize", Allowed::int(32, 4096)),
-    setting("featurizer.crop", Allowed::int(32, 4096)),
-    setting("featurizer.part_rows", Allowed::int(1, 1_000_000)),
-    setting("featurizer.seed", ANY_SEED),
-    setting("featurizer.device", DEVICES),
-    setting("model.decoder", Allowed::Choice(DecoderKind::NAMES)),
-    setting("model.embed_dim", Allowed::int(1, 65_536)),
-    setting("model.hidden_dim", Allowed::int(1, 65_536)),
-    setting("model.dropout", Allowed::below(0.0, 1.0)),
-    setting("model.merge", Allowed::Bool),
-    setting("model.standardize", Allowed::Bool),
-    setting("model.attention_dim", Allowed::int(1, 65_536)),
-    setting("trainer.epochs", Allowed::int(1, 100_000)),
-    setting("trainer.batch_size", Allowed::int(1, 65_536)),
-    setting("trainer.learning_rate", Allowed::above(0.0, 1.0)),
-    setting("trainer.adam_epsilon", Allowed::above(0.0, 1.0)),
-    setting("trainer.clip_norm", Allowed::closed(0.0, 1e9)),
-    setting("trainer.lr_decay", Allowed::above(0.0, 1.0)),
-    setting("trainer.lr_patience", Allowed::int(0, 100_000)),
-    setting("trainer.patience", Allowed::int(0, 100_000)),
-    setting("trainer.val_metric", Allowed::Choice(ValMetric::NAMES)),
-    setting("trainer.seed", ANY_SEED),
-    setting("trainer.device", DEVICES),
-    setting("trainer.devices", Allowed::Devices),
-    setting("trainer.scst_epochs", Allowed::int(0, 100_000)),
-    setting("trainer.scst_samples", Allowed::int(2, 100)),
-    setting(
-        "trainer.scst_baseline",
-        Allowed::Choice(ScstBaseline::NAMES),
-    ),
-    setting("trainer.scst_learning_rate", Allowed::above(0.0, 1.0)),
-    setting("trainer.attention_reg", Allowed::closed(0.0, 1000.0)),
-    setting(
-        "evaluator.split",
-        Allowed::Choice(&["train", "val", "test"]),
-    ),
-    setting("evaluator.beam_size", Allowed::int(1, 100)),
-    setting("evaluator.max_len", Allowed::int(1, 255)),
-    setting("evaluator.length_alpha", Allowed::closed(0.0, 10.0)),
-    setting("evaluator.suppress_unk", Allowed::Bool),
-    setting("evaluator.gallery_size", Allowed::int(0, 1000)),
-    setting("evaluator.device", DEVICES),
-    setting("evaluator.meteor_data", Allowed::Text),
-];
-
-/// The setting of `section.key`, if there is one.
-pub fn find(key: &str) -> Option<&'static Setting> {
-    SETTINGS.iter().find(|s| s.key == key)
-}
-
-/// The keys of `section`, for the message about a key it does not have.
-pub fn keys_of(section: &str) -> Vec<&'static str> {
-    SETTINGS
-        .iter()
-        .filter_map(|s| s.key.strip_prefix(section)?.strip_prefix('.'))
-        .collect()
-}
-
-/// The sections, in file order.
-pub fn sections() -> Vec<&'static str> {
-    let mut out: Vec<&str> = Vec::new();
-    for s in SETTINGS {
-        let section = s.key.split('.').next().unwrap_or_default();
-        if !out.contains(&section) {
-            out.push(section);
-        }
+impl Setting {
+    /// The section (or table) the key is in: `model.attention` for `model.attention.dim`.
+    pub fn section(&self) -> &'static str {
+        self.key.rsplit_once('.').map_or("", |(section, _)| section)
     }
-    out
+
+    /// The key's name within its section.
+    pub fn name(&self) -> &'static str {
+        self.key.rsplit_once('.').map_or(self.key, |(_, name)| name)
+    }
+
+    /// The doc comment as one line.
+    pub fn doc(&self) -> String {
+        let lines: Vec<&str> = self.doc.iter().map(|line| line.trim()).collect();
+        lines.join(" ")
+    }
+}
+
+/// Declares a section of `pipeline.toml`: the struct, its `Default` and its `settings()`, from
+/// one line per key (`name: Type = default, allowed;` under its doc comment), so a key's
+/// type, default, range and doc cannot drift apart. `table name: Type;` after the keys nests
+/// another section declared the same way (a model's own table, `[model.attention]`).
+macro_rules! section {
+    (
+        $(#[doc = $doc:literal])*
+        pub struct $name:ident = $path:literal {
+            $(
+                $(#[doc = $key_doc:literal])+
+                $key:ident: $type:ty = $default:expr, $allowed:expr;
+            )*
+            $(table $table:ident: $table_type:ident;)*
+        }
+    ) => {
+        $(#[doc = $doc])*
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct $name {
+            $( $(#[doc = $key_doc])+ pub $key: $type, )*
+            $( #[doc = concat!("`[", $path, ".", stringify!($table), "]`")] pub $table: $table_type, )*
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self {
+                    $($key: $default,)*
+                    $($table: $table_type::default(),)*
+                }
+            }
+        }
+
+        impl $name {
+            /// Every key of this section and of its tables, in declaration order.
+            pub fn settings() -> Vec<$crate::config::settings::Setting> {
+                #[allow(unused_mut)]
+                let mut settings = vec![$(
+                    $crate::config::settings::Setting {
+                        key: concat!($path, ".", stringify!($key)),
+                        allowed: $allowed,
+                        doc: &[$($key_doc),+],
+                    },
+                )*];
+                $(settings.extend($table_type::settings());)*
+                settings
+            }
+        }
+    };
+}
+pub(super) use section;
+
+/// Every key of the configuration, in file order: the loader's list.
+#[derive(Debug)]
+pub struct Settings(Vec<Setting>);
+
+impl Settings {
+    pub fn new(settings: Vec<Setting>) -> Self {
+        Self(settings)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Setting> {
+        self.0.iter()
+    }
+
+    /// The setting of `key` (`section.key`), if there is one.
+    pub fn find(&self, key: &str) -> Option<&Setting> {
+        self.0.iter().find(|s| s.key == key)
+    }
+
+    /// The keys of `section`, for the message about a key it does not have.
+    pub fn keys_of(&self, section: &str) -> Vec<&'static str> {
+        self.0
+            .iter()
+            .filter(|s| s.section() == section)
+            .map(Setting::name)
+            .collect()
+    }
+
+    /// The sections and tables, in file order (`model`, `model.merge`, ...).
+    pub fn sections(&self) -> Vec<&'static str> {
+        let mut out: Vec<&str> = Vec::new();
+        for s in &self.0 {
+            if !out.contains(&s.section()) {
+                out.push(s.section());
+            }
+        }
+        out
+    }
 }
