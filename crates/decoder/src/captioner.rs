@@ -1,258 +1,261 @@
 //! [`Captioner`]: the one type the trainer, the search, the evaluator and `caption` hold,
-//! whichever model `model.decoder` chose.
+//! whichever model `model.decoder` chose, and the registry of the models.
 //!
-//! It is the enum of the implementations of [`CaptionModel`] and [`Trainable`], a burn module
-//! like them, so one checkpoint format, one optimizer and one training loop serve every model;
-//! [`CaptionerConfig`] is its architecture, stored in every checkpoint.
+//! [`decoders!`] lists every model once, as `Kind => module;`: the module exports its
+//! architecture as `Config` (an [`Architecture`]), its network as `Model` (a [`CaptionModel`],
+//! [`Trainable`] and [`Architected`] burn module) and its decoding state as `State`. From that
+//! list come [`Captioner`] (the enum of the models, a burn module like them, so one checkpoint
+//! format, one optimizer and one training loop serve every model), [`CaptionerState`] and
+//! [`CaptionerConfig`] (the architecture stored in every checkpoint, tagged with the model's
+//! kind: `"decoder": "merge"`), with every delegation written once, in the macro.
+
+// A process holds one or two `Captioner`s, so the variants' size difference costs nothing; a
+// Box would take the variant out of burn's `Module` derive, whose record enum needs the allow
+// as well, hence the module-wide one.
+#![allow(clippy::large_enum_variant)]
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor};
 use contracts::config::{DecoderKind, ModelConfig};
-use contracts::tables::FEATURE_DIM;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::attention::{AttentionConfig, AttentionModel, AttentionState};
-use crate::merge::{MergeConfig, MergeModel, MergeState};
 use crate::model::{CaptionModel, DecodeState, Images, Trainable};
 use crate::{DecoderError, FeatureStats, TeacherBatch};
 
-/// Every caption model, as one burn module.
-// A process holds one or two of these, so the variants' size difference costs nothing; a Box
-// would take the variant out of burn's `Module` derive.
-#[allow(clippy::large_enum_variant)]
-#[derive(Module, Debug)]
-pub enum Captioner<B: Backend> {
-    /// The seed's CNN-RNN merge model.
-    Merge(MergeModel<B>),
-    /// Soft attention over the grid (Xu et al. 2015).
-    Attention(AttentionModel<B>),
-}
+/// A tensor whose shape is not the architecture's: `(name, expected, found)`.
+pub type ShapeMismatch = (String, Vec<usize>, Vec<usize>);
 
-/// The decoding state of a [`Captioner`].
-#[derive(Debug, Clone)]
-pub enum CaptionerState<B: Backend> {
-    Merge(MergeState<B>),
-    Attention(AttentionState<B>),
-}
+/// A model's architecture: everything needed to rebuild the network before loading its
+/// weights, and how `pipeline.toml` asks for it.
+pub trait Architecture: Clone + std::fmt::Debug + PartialEq + std::fmt::Display {
+    /// The network this architecture builds.
+    type Model<B: Backend>: Architected<B, Config = Self>;
 
-impl<B: Backend> DecodeState<B> for CaptionerState<B> {
-    fn select(self, indices: Tensor<B, 1, Int>) -> Self {
-        match self {
-            Self::Merge(state) => Self::Merge(state.select(indices)),
-            Self::Attention(state) => Self::Attention(state.select(indices)),
-        }
-    }
+    /// The architecture `[model]` and the model's own table ask for, over `vocab_size` tokens.
+    fn from_pipeline(model: &ModelConfig, vocab_size: usize) -> Self;
 
-    fn attention(&self) -> Option<Tensor<B, 2>> {
-        match self {
-            Self::Merge(state) => state.attention(),
-            Self::Attention(state) => state.attention(),
-        }
-    }
-}
+    /// Tokens the model can produce, special tokens included.
+    fn vocab_size(&self) -> usize;
 
-impl<B: Backend> CaptionModel<B> for Captioner<B> {
-    type State = CaptionerState<B>;
+    /// The length of the image vectors the model reads (pooled, or one grid region).
+    fn feature_dim(&self) -> usize;
 
-    fn vocab_size(&self) -> usize {
-        match self {
-            Self::Merge(model) => model.vocab_size(),
-            Self::Attention(model) => model.vocab_size(),
-        }
-    }
+    fn validate(&self) -> Result<(), DecoderError>;
 
-    fn start(&self, images: &Images<B>) -> Self::State {
-        match self {
-            Self::Merge(model) => CaptionerState::Merge(model.start(images)),
-            Self::Attention(model) => CaptionerState::Attention(model.start(images)),
-        }
-    }
-
-    fn step(&self, tokens: Tensor<B, 1, Int>, state: Self::State) -> (Tensor<B, 2>, Self::State) {
-        match (self, state) {
-            (Self::Merge(model), CaptionerState::Merge(state)) => {
-                let (log_probs, state) = model.step(tokens, state);
-                (log_probs, CaptionerState::Merge(state))
-            }
-            (Self::Attention(model), CaptionerState::Attention(state)) => {
-                let (log_probs, state) = model.step(tokens, state);
-                (log_probs, CaptionerState::Attention(state))
-            }
-            _ => unreachable!("a decoding state comes from its own model's start"),
-        }
-    }
-
-    fn loss(&self, images: &Images<B>, batch: &TeacherBatch<B>) -> Tensor<B, 1> {
-        match self {
-            Self::Merge(model) => model.loss(images, batch),
-            Self::Attention(model) => model.loss(images, batch),
-        }
-    }
-}
-
-impl<B: AutodiffBackend> Trainable<B> for Captioner<B> {
-    fn loss_and_grads(
-        &self,
-        images: &Images<B>,
-        batch: &TeacherBatch<B>,
-        rng: Option<&mut (dyn RngCore + '_)>,
-    ) -> (Tensor<B::InnerBackend, 1>, GradientsParams) {
-        match self {
-            Self::Merge(model) => model.loss_and_grads(images, batch, rng),
-            Self::Attention(model) => model.loss_and_grads(images, batch, rng),
-        }
-    }
-}
-
-impl<B: Backend> Captioner<B> {
-    /// The architecture, read from the weights.
-    pub fn config(&self) -> CaptionerConfig {
-        match self {
-            Self::Merge(model) => CaptionerConfig::Merge(model.config()),
-            Self::Attention(model) => CaptionerConfig::Attention(model.config()),
-        }
-    }
-
-    /// The standardisation statistics the model holds.
-    pub fn feature_stats(&self) -> FeatureStats {
-        match self {
-            Self::Merge(model) => model.feature_stats(),
-            Self::Attention(model) => model.feature_stats(),
-        }
-    }
-
-    /// Every tensor's shape as `config` needs it; the first mismatch as `(name, expected,
-    /// found)`.
-    pub fn check_shapes(
-        &self,
-        config: &CaptionerConfig,
-    ) -> Result<(), (String, Vec<usize>, Vec<usize>)> {
-        match (self, config) {
-            (Self::Merge(model), CaptionerConfig::Merge(config)) => model.check_shapes(config),
-            (Self::Attention(model), CaptionerConfig::Attention(config)) => {
-                model.check_shapes(config)
-            }
-            (model, config) => Err((
-                format!(
-                    "decoder ({} in the weights, {} in the config)",
-                    model.config().kind(),
-                    config.kind()
-                ),
-                Vec::new(),
-                Vec::new(),
-            )),
-        }
-    }
-}
-
-/// The architecture of a [`Captioner`]: everything needed to rebuild it before loading its
-/// weights. Stored in checkpoints with the model's kind (`"decoder": "merge"`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "decoder", rename_all = "lowercase")]
-pub enum CaptionerConfig {
-    Merge(MergeConfig),
-    Attention(AttentionConfig),
-}
-
-/// For logs: `merge decoder: embed 256, hidden 512, vocabulary 60, merge true, dropout 0.5`.
-impl std::fmt::Display for CaptionerConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Merge(c) => write!(
-                f,
-                "{} decoder: embed {}, hidden {}, vocabulary {}, merge {}, dropout {}",
-                self.kind(),
-                c.embed_dim,
-                c.hidden_dim,
-                c.vocab_size,
-                c.merge,
-                c.dropout
-            ),
-            Self::Attention(c) => write!(
-                f,
-                "{} decoder: embed {}, hidden {}, attention {}, vocabulary {}, dropout {}, attention_reg {}",
-                self.kind(),
-                c.embed_dim,
-                c.hidden_dim,
-                c.attention_dim,
-                c.vocab_size,
-                c.dropout,
-                c.attention_reg
-            ),
-        }
-    }
-}
-
-impl CaptionerConfig {
-    /// The architecture `[model]` and the chosen model's table ask for, over a vocabulary of
-    /// `vocab_size` tokens.
-    pub fn from_pipeline(model: &ModelConfig, vocab_size: usize) -> Self {
-        match model.decoder {
-            DecoderKind::Merge => Self::Merge(MergeConfig {
-                vocab_size,
-                feature_dim: FEATURE_DIM,
-                embed_dim: model.embed_dim,
-                hidden_dim: model.hidden_dim,
-                dropout: model.dropout,
-                merge: model.merge.join_image,
-            }),
-            DecoderKind::Attention => Self::Attention(AttentionConfig {
-                vocab_size,
-                feature_dim: FEATURE_DIM,
-                embed_dim: model.embed_dim,
-                hidden_dim: model.hidden_dim,
-                attention_dim: model.attention.dim,
-                dropout: model.dropout,
-                attention_reg: model.attention.doubly_stochastic,
-            }),
-        }
-    }
-
-    pub fn kind(&self) -> DecoderKind {
-        match self {
-            Self::Merge(_) => DecoderKind::Merge,
-            Self::Attention(_) => DecoderKind::Attention,
-        }
-    }
-
-    pub fn vocab_size(&self) -> usize {
-        match self {
-            Self::Merge(config) => config.vocab_size,
-            Self::Attention(config) => config.vocab_size,
-        }
-    }
-
-    pub fn validate(&self) -> Result<(), DecoderError> {
-        match self {
-            Self::Merge(config) => config.validate(),
-            Self::Attention(config) => config.validate(),
-        }
-    }
-
-    /// A freshly initialised model, every weight drawn from `seed`, standardising features
+    /// A freshly initialised network, every weight drawn from `seed`, standardising features
     /// with `stats`.
-    pub fn init<B: Backend>(
+    fn init<B: Backend>(
         &self,
         stats: &FeatureStats,
         seed: u64,
         device: &B::Device,
-    ) -> Result<Captioner<B>, DecoderError> {
-        match self {
-            Self::Merge(config) => Ok(Captioner::Merge(config.init(stats, seed, device)?)),
-            Self::Attention(config) => Ok(Captioner::Attention(config.init(stats, seed, device)?)),
-        }
-    }
+    ) -> Result<Self::Model<B>, DecoderError>;
+}
 
-    /// The length of the image vectors the model reads (pooled, or one grid region).
-    pub fn feature_dim(&self) -> usize {
-        match self {
-            Self::Merge(config) => config.feature_dim,
-            Self::Attention(config) => config.feature_dim,
+/// What a checkpoint needs of a network besides its weights.
+pub trait Architected<B: Backend> {
+    type Config;
+
+    /// The architecture, read from the tensor shapes.
+    fn config(&self) -> Self::Config;
+
+    /// The standardisation statistics the network holds.
+    fn feature_stats(&self) -> FeatureStats;
+
+    /// Every tensor's shape as `config` needs it; the first mismatch.
+    fn check_shapes(&self, config: &Self::Config) -> Result<(), ShapeMismatch>;
+}
+
+/// The registry: `Kind => module;` for every model, `Kind` being its [`DecoderKind`].
+macro_rules! decoders {
+    ($($(#[doc = $doc:literal])* $kind:ident => $module:ident;)+) => {
+        /// Every caption model, as one burn module.
+        #[derive(Module, Debug)]
+        pub enum Captioner<B: Backend> {
+            $($(#[doc = $doc])* $kind(crate::$module::Model<B>),)+
         }
-    }
+
+        /// The decoding state of a [`Captioner`].
+        #[derive(Debug, Clone)]
+        pub enum CaptionerState<B: Backend> {
+            $($kind(crate::$module::State<B>),)+
+        }
+
+        /// The architecture of a [`Captioner`], stored in checkpoints with the model's kind.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "decoder", rename_all = "lowercase")]
+        pub enum CaptionerConfig {
+            $($kind(crate::$module::Config),)+
+        }
+
+        impl<B: Backend> DecodeState<B> for CaptionerState<B> {
+            fn select(self, indices: Tensor<B, 1, Int>) -> Self {
+                match self {
+                    $(Self::$kind(state) => Self::$kind(state.select(indices)),)+
+                }
+            }
+
+            fn attention(&self) -> Option<Tensor<B, 2>> {
+                match self {
+                    $(Self::$kind(state) => state.attention(),)+
+                }
+            }
+        }
+
+        impl<B: Backend> CaptionModel<B> for Captioner<B> {
+            type State = CaptionerState<B>;
+
+            fn vocab_size(&self) -> usize {
+                match self {
+                    $(Self::$kind(model) => model.vocab_size(),)+
+                }
+            }
+
+            fn start(&self, images: &Images<B>) -> Self::State {
+                match self {
+                    $(Self::$kind(model) => CaptionerState::$kind(model.start(images)),)+
+                }
+            }
+
+            fn step(
+                &self,
+                tokens: Tensor<B, 1, Int>,
+                state: Self::State,
+            ) -> (Tensor<B, 2>, Self::State) {
+                #[allow(unreachable_patterns)]
+                match (self, state) {
+                    $((Self::$kind(model), CaptionerState::$kind(state)) => {
+                        let (log_probs, state) = model.step(tokens, state);
+                        (log_probs, CaptionerState::$kind(state))
+                    })+
+                    _ => unreachable!("a decoding state comes from its own model's start"),
+                }
+            }
+
+            fn loss(&self, images: &Images<B>, batch: &TeacherBatch<B>) -> Tensor<B, 1> {
+                match self {
+                    $(Self::$kind(model) => model.loss(images, batch),)+
+                }
+            }
+        }
+
+        impl<B: AutodiffBackend> Trainable<B> for Captioner<B> {
+            fn loss_and_grads(
+                &self,
+                images: &Images<B>,
+                batch: &TeacherBatch<B>,
+                rng: Option<&mut (dyn RngCore + '_)>,
+            ) -> (Tensor<B::InnerBackend, 1>, GradientsParams) {
+                match self {
+                    $(Self::$kind(model) => model.loss_and_grads(images, batch, rng),)+
+                }
+            }
+        }
+
+        impl<B: Backend> Captioner<B> {
+            /// The architecture, read from the weights.
+            pub fn config(&self) -> CaptionerConfig {
+                match self {
+                    $(Self::$kind(model) => CaptionerConfig::$kind(model.config()),)+
+                }
+            }
+
+            /// The standardisation statistics the model holds.
+            pub fn feature_stats(&self) -> FeatureStats {
+                match self {
+                    $(Self::$kind(model) => model.feature_stats(),)+
+                }
+            }
+
+            /// Every tensor's shape as `config` needs it; the first mismatch.
+            pub fn check_shapes(&self, config: &CaptionerConfig) -> Result<(), ShapeMismatch> {
+                #[allow(unreachable_patterns)]
+                match (self, config) {
+                    $((Self::$kind(model), CaptionerConfig::$kind(config)) => {
+                        model.check_shapes(config)
+                    })+
+                    (model, config) => Err((
+                        format!(
+                            "decoder ({} in the weights, {} in the config)",
+                            model.config().kind(),
+                            config.kind()
+                        ),
+                        Vec::new(),
+                        Vec::new(),
+                    )),
+                }
+            }
+        }
+
+        /// For logs: `merge decoder: embed 256, hidden 512, vocabulary 60, merge true, ...`.
+        impl std::fmt::Display for CaptionerConfig {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match self {
+                    $(Self::$kind(config) => write!(f, "{} decoder: {config}", self.kind()),)+
+                }
+            }
+        }
+
+        impl CaptionerConfig {
+            /// The architecture `[model]` and the chosen model's table ask for, over a
+            /// vocabulary of `vocab_size` tokens.
+            pub fn from_pipeline(model: &ModelConfig, vocab_size: usize) -> Self {
+                match model.decoder {
+                    $(DecoderKind::$kind => Self::$kind(
+                        <crate::$module::Config as Architecture>::from_pipeline(model, vocab_size),
+                    ),)+
+                }
+            }
+
+            pub fn kind(&self) -> DecoderKind {
+                match self {
+                    $(Self::$kind(_) => DecoderKind::$kind,)+
+                }
+            }
+
+            pub fn vocab_size(&self) -> usize {
+                match self {
+                    $(Self::$kind(config) => config.vocab_size(),)+
+                }
+            }
+
+            pub fn validate(&self) -> Result<(), DecoderError> {
+                match self {
+                    $(Self::$kind(config) => config.validate(),)+
+                }
+            }
+
+            /// A freshly initialised model, every weight drawn from `seed`, standardising
+            /// features with `stats`.
+            pub fn init<B: Backend>(
+                &self,
+                stats: &FeatureStats,
+                seed: u64,
+                device: &B::Device,
+            ) -> Result<Captioner<B>, DecoderError> {
+                match self {
+                    $(Self::$kind(config) => Ok(Captioner::$kind(config.init(stats, seed, device)?)),)+
+                }
+            }
+
+            /// The length of the image vectors the model reads (pooled, or one grid region).
+            pub fn feature_dim(&self) -> usize {
+                match self {
+                    $(Self::$kind(config) => config.feature_dim(),)+
+                }
+            }
+        }
+    };
+}
+
+decoders! {
+    /// The seed's CNN-RNN merge model.
+    Merge => merge;
+    /// Soft attention over the grid (Xu et al. 2015).
+    Attention => attention;
 }
 
 #[cfg(test)]

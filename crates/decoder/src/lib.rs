@@ -1,8 +1,9 @@
 //! The caption models, shared by the trainer, the evaluator and `caption`.
 //!
 //! - [`model`]: the caption-model abstraction ([`CaptionModel`] to decode and validate,
-//!   [`Trainable`] to train); [`captioner`]: [`Captioner`], the enum of the implementations
-//!   that every stage holds, and [`CaptionerConfig`], its architecture.
+//!   [`Trainable`] to train); [`captioner`]: the registry of the models (one line each),
+//!   from which come [`Captioner`], the enum every stage holds, and [`CaptionerConfig`], its
+//!   architecture.
 //! - [`merge`]: the seed's CNN-RNN "merge" model. An image's 2048-d ResNet50 vector is
 //!   standardised (train-split mean and std, stored in the model), projected to the
 //!   word-embedding size and fed to an LSTM as the first step, before `<start> w1 .. wn`; each

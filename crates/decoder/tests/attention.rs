@@ -7,6 +7,7 @@ use burn::module::{AutodiffModule, Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Int, Tensor, TensorData};
 use decoder::attention::training::attention_regulariser;
 use decoder::attention::{AttentionConfig, AttentionModel};
+use decoder::captioner::Architecture;
 use decoder::{
     BeamConfig, FeatureStats, Images, TeacherBatch, Trainable, beam_search, greedy_attended,
 };

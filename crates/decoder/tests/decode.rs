@@ -7,6 +7,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use contracts::provenance::content_hash;
 use contracts::tables::{VocabRow, VocabTable, write};
 use contracts::{Provenance, Stage, WorkDir};
+use decoder::captioner::Architecture;
 use decoder::checkpoint::CHECKPOINT_FORMAT;
 use decoder::merge::{MergeConfig, MergeModel};
 use decoder::{

@@ -6,6 +6,7 @@ use burn::backend::Autodiff;
 use burn::module::{Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
+use decoder::captioner::Architecture;
 use decoder::merge::{MergeConfig, MergeModel, cross_entropy};
 use decoder::{CaptionModel, FeatureStats, Images, TeacherBatch, Trainable};
 use rand::{RngCore, SeedableRng};

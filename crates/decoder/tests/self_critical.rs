@@ -9,6 +9,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Tensor, TensorData};
 use decoder::attention::{AttentionConfig, AttentionModel};
+use decoder::captioner::Architecture;
 use decoder::merge::{MergeConfig, MergeModel};
 use decoder::{FeatureStats, Images, SampledPolicy, TeacherBatch, Trainable, banned_tokens};
 

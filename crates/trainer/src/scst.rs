@@ -93,6 +93,7 @@ mod tests {
     use burn::tensor::activation::log_softmax;
     use burn::tensor::{Int, Tensor, TensorData};
     use decoder::attention::AttentionConfig;
+    use decoder::captioner::Architecture;
     use decoder::merge::{MergeConfig, MergeModel};
     use decoder::{
         Captioner, CaptionerConfig, FeatureStats, Images, SampledPolicy, TeacherBatch, Trainable,

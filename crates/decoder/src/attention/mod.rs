@@ -32,9 +32,15 @@ use serde::{Deserialize, Serialize};
 mod recurrence;
 pub mod training;
 
+/// The names the registry ([`crate::captioner`]) knows the model by.
+pub use self::{AttentionConfig as Config, AttentionModel as Model, AttentionState as State};
+
+use contracts::config::ModelConfig;
+use contracts::tables::FEATURE_DIM;
 use kernels::attention::GatedContext;
 use kernels::lstm::{Lstm, LstmState};
 
+use crate::captioner::{Architected, Architecture, ShapeMismatch};
 use crate::init::Initializer;
 use crate::model::{CaptionModel, DecodeState, Images};
 use crate::{DecoderError, FeatureStats, TeacherBatch};
@@ -58,8 +64,46 @@ pub struct AttentionConfig {
     pub attention_reg: f64,
 }
 
-impl AttentionConfig {
-    pub fn validate(&self) -> Result<(), DecoderError> {
+/// For logs, after `attention decoder: `.
+impl std::fmt::Display for AttentionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "embed {}, hidden {}, attention {}, vocabulary {}, dropout {}, attention_reg {}",
+            self.embed_dim,
+            self.hidden_dim,
+            self.attention_dim,
+            self.vocab_size,
+            self.dropout,
+            self.attention_reg
+        )
+    }
+}
+
+impl Architecture for AttentionConfig {
+    type Model<B: Backend> = AttentionModel<B>;
+
+    fn from_pipeline(model: &ModelConfig, vocab_size: usize) -> Self {
+        Self {
+            vocab_size,
+            feature_dim: FEATURE_DIM,
+            embed_dim: model.embed_dim,
+            hidden_dim: model.hidden_dim,
+            attention_dim: model.attention.dim,
+            dropout: model.dropout,
+            attention_reg: model.attention.doubly_stochastic,
+        }
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    fn feature_dim(&self) -> usize {
+        self.feature_dim
+    }
+
+    fn validate(&self) -> Result<(), DecoderError> {
         crate::init::check_sizes(
             self.vocab_size,
             &[
@@ -81,7 +125,7 @@ impl AttentionConfig {
 
     /// A freshly initialised model, every weight drawn from `seed` (PyTorch's default
     /// initialisation, as the merge model), standardising grid channels with `stats`.
-    pub fn init<B: Backend>(
+    fn init<B: Backend>(
         &self,
         stats: &FeatureStats,
         seed: u64,
@@ -232,9 +276,10 @@ pub(crate) struct Step<B: Backend> {
     pub alpha: Tensor<B, 2>,
 }
 
-impl<B: Backend> AttentionModel<B> {
-    /// The architecture of this model, read from its tensor shapes.
-    pub fn config(&self) -> AttentionConfig {
+impl<B: Backend> Architected<B> for AttentionModel<B> {
+    type Config = AttentionConfig;
+
+    fn config(&self) -> AttentionConfig {
         let [vocab_size, embed_dim] = self.embedding.weight.dims();
         AttentionConfig {
             vocab_size,
@@ -247,17 +292,11 @@ impl<B: Backend> AttentionModel<B> {
         }
     }
 
-    /// The standardisation statistics stored in the model.
-    pub fn feature_stats(&self) -> FeatureStats {
+    fn feature_stats(&self) -> FeatureStats {
         FeatureStats::from_constants(&self.feature_mean, &self.feature_inv_std)
     }
 
-    /// Every tensor's shape as `config` needs it; the first mismatch as `(name, expected,
-    /// found)`.
-    pub fn check_shapes(
-        &self,
-        config: &AttentionConfig,
-    ) -> Result<(), (String, Vec<usize>, Vec<usize>)> {
+    fn check_shapes(&self, config: &AttentionConfig) -> Result<(), ShapeMismatch> {
         let (f, e, h, a, v) = (
             config.feature_dim,
             config.embed_dim,
@@ -318,7 +357,9 @@ impl<B: Backend> AttentionModel<B> {
             None => Ok(()),
         }
     }
+}
 
+impl<B: Backend> AttentionModel<B> {
     fn embed_dim(&self) -> usize {
         self.embedding.weight.dims()[1]
     }

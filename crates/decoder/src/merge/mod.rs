@@ -22,8 +22,14 @@ use serde::{Deserialize, Serialize};
 
 mod training;
 
+/// The names the registry ([`crate::captioner`]) knows the model by.
+pub use self::{MergeConfig as Config, MergeModel as Model, MergeState as State};
+
+use contracts::config::ModelConfig;
+use contracts::tables::FEATURE_DIM;
 use kernels::lstm::{Lstm, LstmState};
 
+use crate::captioner::{Architected, Architecture, ShapeMismatch};
 use crate::dropout::dropout;
 use crate::init::Initializer;
 use crate::model::{CaptionModel, DecodeState, Images};
@@ -46,8 +52,40 @@ pub struct MergeConfig {
     pub merge: bool,
 }
 
-impl MergeConfig {
-    pub fn validate(&self) -> Result<(), DecoderError> {
+/// For logs, after `merge decoder: `.
+impl std::fmt::Display for MergeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "embed {}, hidden {}, vocabulary {}, merge {}, dropout {}",
+            self.embed_dim, self.hidden_dim, self.vocab_size, self.merge, self.dropout
+        )
+    }
+}
+
+impl Architecture for MergeConfig {
+    type Model<B: Backend> = MergeModel<B>;
+
+    fn from_pipeline(model: &ModelConfig, vocab_size: usize) -> Self {
+        Self {
+            vocab_size,
+            feature_dim: FEATURE_DIM,
+            embed_dim: model.embed_dim,
+            hidden_dim: model.hidden_dim,
+            dropout: model.dropout,
+            merge: model.merge.join_image,
+        }
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    fn feature_dim(&self) -> usize {
+        self.feature_dim
+    }
+
+    fn validate(&self) -> Result<(), DecoderError> {
         crate::init::check_sizes(
             self.vocab_size,
             &[
@@ -62,7 +100,7 @@ impl MergeConfig {
     /// A freshly initialised model, every weight drawn from `seed` (PyTorch's default
     /// initialisation: embeddings N(0, 1); linear and LSTM weights and biases
     /// U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with the LSTM's fan_in the hidden size).
-    pub fn init<B: Backend>(
+    fn init<B: Backend>(
         &self,
         stats: &FeatureStats,
         seed: u64,
@@ -154,9 +192,10 @@ impl<B: Backend> DecodeState<B> for MergeState<B> {
     }
 }
 
-impl<B: Backend> MergeModel<B> {
-    /// The architecture of this model, read from its tensor shapes.
-    pub fn config(&self) -> MergeConfig {
+impl<B: Backend> Architected<B> for MergeModel<B> {
+    type Config = MergeConfig;
+
+    fn config(&self) -> MergeConfig {
         let [vocab_size, embed_dim] = self.embedding.weight.dims();
         MergeConfig {
             vocab_size,
@@ -168,17 +207,12 @@ impl<B: Backend> MergeModel<B> {
         }
     }
 
-    /// The standardisation statistics stored in the model.
-    pub fn feature_stats(&self) -> FeatureStats {
+    fn feature_stats(&self) -> FeatureStats {
         FeatureStats::from_constants(&self.feature_mean, &self.feature_inv_std)
     }
 
-    /// Every tensor's shape as `config` needs it, named as in the record; the first mismatch
-    /// is returned as `(name, expected, found)`.
-    pub fn check_shapes(
-        &self,
-        config: &MergeConfig,
-    ) -> Result<(), (String, Vec<usize>, Vec<usize>)> {
+    /// Every tensor's shape, named as in the record.
+    fn check_shapes(&self, config: &MergeConfig) -> Result<(), ShapeMismatch> {
         let (f, e, h, v) = (
             config.feature_dim,
             config.embed_dim,
@@ -245,7 +279,9 @@ impl<B: Backend> MergeModel<B> {
             None => Ok(()),
         }
     }
+}
 
+impl<B: Backend> MergeModel<B> {
     /// Image embedding: `[batch, feature_dim]` raw features -> `[batch, embed_dim]`
     /// (standardised, projected, ReLU; no dropout).
     pub fn embed_image(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {

@@ -261,6 +261,7 @@ mod tests {
     use burn::module::Param;
 
     use super::*;
+    use crate::captioner::Architecture;
     use crate::merge::{MergeConfig, MergeModel};
     use crate::{FeatureStats, greedy};
 
