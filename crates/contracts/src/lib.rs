@@ -19,6 +19,7 @@
 pub mod artifacts;
 pub mod atomic;
 pub mod cli;
+mod columns;
 pub mod config;
 pub mod dataset;
 pub mod encoder;
@@ -29,6 +30,7 @@ pub mod image_name;
 pub mod lock;
 pub mod parquet_io;
 pub mod provenance;
+mod split;
 pub mod stage;
 pub mod tables;
 pub mod text;

@@ -1,58 +1,25 @@
 //! The contract tables (the README's Outputs section) as typed rows. Each table is a [`Table`]: its Arrow
 //! schema, the stage that writes it, and the conversion of its rows to and from record
-//! batches, by column name. [`read`] and [`write`] do the rest for every table alike.
+//! batches, by column name. A table of row structs is declared with `row_table!`, which
+//! states each column once, as a field; [`read`] and [`write`] do the rest for every table
+//! alike.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, FixedSizeListArray, Float32Array, Float32Builder, ListBuilder,
-    RecordBatch, StringArray, UInt8Array, UInt32Array, UInt32Builder, UInt64Array,
-};
-use arrow::datatypes::{
-    DataType, Field, Float32Type, SchemaRef, UInt8Type, UInt32Type, UInt64Type,
-};
+use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, SchemaRef};
 
+pub use crate::columns::{ColumnValue, Columns};
 use crate::error::ContractError;
 use crate::parquet_io::{field, read_table, schema, write_table};
 use crate::provenance::{Provenance, Stage};
+pub use crate::split::Split;
 
 pub use crate::artifacts::{CAPTIONS_FILE, FEATURES_DIR, TOKENS_FILE, VOCAB_FILE};
 
 /// Length of a ResNet50 feature vector.
 pub const FEATURE_DIM: usize = 2048;
-
-/// Which part of the dataset an image belongs to.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Split {
-    Train,
-    Val,
-    Test,
-}
-
-impl Split {
-    pub const ALL: [Split; 3] = [Split::Train, Split::Val, Split::Test];
-    /// The splits' names, in the order of [`Self::ALL`] (the config's choices and the
-    /// `split` column's values).
-    pub const NAMES: &'static [&'static str] = &["train", "val", "test"];
-
-    pub fn as_str(self) -> &'static str {
-        Self::NAMES[self as usize]
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|split| split.as_str() == text)
-    }
-}
-
-impl std::fmt::Display for Split {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// One of the contract tables.
 pub trait Table {
@@ -82,262 +49,94 @@ pub fn read<T: Table>(path: &Path) -> Result<(T::Rows, Option<Provenance>), Cont
     let table = read_table(path, &T::schema(), T::STAGE)?;
     let mut rows = T::Rows::default();
     for batch in &table.batches {
-        T::extend(&mut rows, &Columns { path, batch })?;
+        T::extend(&mut rows, &Columns::new(path, batch))?;
     }
     Ok((rows, table.provenance))
-}
-
-/// A conformed record batch, its columns looked up by name.
-pub struct Columns<'a> {
-    path: &'a Path,
-    batch: &'a RecordBatch,
-}
-
-impl<'a> Columns<'a> {
-    pub fn len(&self) -> usize {
-        self.batch.num_rows()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn column(&self, name: &str) -> &'a ArrayRef {
-        self.batch
-            .column_by_name(name)
-            .expect("read_table conformed the batch to the table's schema")
-    }
-
-    pub fn strings(&self, name: &str) -> &'a StringArray {
-        self.column(name).as_string::<i32>()
-    }
-
-    pub fn u8s(&self, name: &str) -> &'a UInt8Array {
-        self.column(name).as_primitive::<UInt8Type>()
-    }
-
-    pub fn u32s(&self, name: &str) -> &'a UInt32Array {
-        self.column(name).as_primitive::<UInt32Type>()
-    }
-
-    pub fn u64s(&self, name: &str) -> &'a UInt64Array {
-        self.column(name).as_primitive::<UInt64Type>()
-    }
-
-    pub fn f32s(&self, name: &str) -> &'a Float32Array {
-        self.column(name).as_primitive::<Float32Type>()
-    }
-
-    /// Row `i` of a `list<uint32>` column.
-    pub fn u32_list(&self, name: &str, i: usize) -> Vec<u32> {
-        let list = self.column(name).as_list::<i32>().value(i);
-        list.as_primitive::<UInt32Type>().values().to_vec()
-    }
-
-    /// Row `i` of a `list<float32>` column.
-    pub fn f32_list(&self, name: &str, i: usize) -> Vec<f32> {
-        let list = self.column(name).as_list::<i32>().value(i);
-        list.as_primitive::<Float32Type>().values().to_vec()
-    }
-
-    /// The values of a `fixed_size_list<float32>` column, row after row.
-    pub fn f32_rows(&self, name: &str) -> &'a [f32] {
-        let list = self.column(name).as_fixed_size_list();
-        let width = list.value_length() as usize;
-        let values = list.values().as_primitive::<Float32Type>().values();
-        &values[list.offset() * width..(list.offset() + list.len()) * width]
-    }
-
-    /// Row `i` of a `split` column.
-    pub fn split(&self, name: &str, i: usize) -> Result<Split, ContractError> {
-        let text = self.strings(name).value(i);
-        Split::parse(text).ok_or_else(|| ContractError::Schema {
-            path: self.path.to_path_buf(),
-            column: name.into(),
-            message: format!("value {text:?} is not one of train, val, test"),
-        })
-    }
-}
-
-fn strings<'a>(rows: impl Iterator<Item = &'a str>) -> ArrayRef {
-    Arc::new(StringArray::from_iter_values(rows))
 }
 
 fn batch(schema: SchemaRef, columns: Vec<ArrayRef>) -> RecordBatch {
     RecordBatch::try_new(schema, columns).expect("columns are built to match the schema")
 }
 
-/// `captions.parquet`: one row per caption.
-pub struct CaptionsTable;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct CaptionRow {
-    pub image: String,
-    pub caption_idx: u8,
-    pub split: Split,
-    pub raw: String,
-    pub clean: String,
-}
-
-impl Table for CaptionsTable {
-    type Rows = Vec<CaptionRow>;
-    const STAGE: Stage = Stage::Cleaner;
-
-    fn schema() -> SchemaRef {
-        schema(vec![
-            field("image", DataType::Utf8),
-            field("caption_idx", DataType::UInt8),
-            field("split", DataType::Utf8),
-            field("raw", DataType::Utf8),
-            field("clean", DataType::Utf8),
-        ])
-    }
-
-    fn to_batch(rows: &Self::Rows) -> RecordBatch {
-        batch(
-            Self::schema(),
-            vec![
-                strings(rows.iter().map(|r| r.image.as_str())),
-                Arc::new(UInt8Array::from_iter_values(
-                    rows.iter().map(|r| r.caption_idx),
-                )),
-                strings(rows.iter().map(|r| r.split.as_str())),
-                strings(rows.iter().map(|r| r.raw.as_str())),
-                strings(rows.iter().map(|r| r.clean.as_str())),
-            ],
-        )
-    }
-
-    fn extend(rows: &mut Self::Rows, c: &Columns<'_>) -> Result<(), ContractError> {
-        let (image, idx, raw, clean) = (
-            c.strings("image"),
-            c.u8s("caption_idx"),
-            c.strings("raw"),
-            c.strings("clean"),
-        );
-        for i in 0..c.len() {
-            rows.push(CaptionRow {
-                image: image.value(i).to_string(),
-                caption_idx: idx.value(i),
-                split: c.split("split", i)?,
-                raw: raw.value(i).to_string(),
-                clean: clean.value(i).to_string(),
-            });
+/// Declares a table whose rows are structs, one field per column: the row struct, the table
+/// and its [`Table`] implementation, each column stated once (its name is the field's, its
+/// type the field type's [`ColumnValue`]).
+macro_rules! row_table {
+    (
+        $(#[doc = $doc:literal])*
+        pub struct $table:ident($stage:expr) of $row:ident {
+            $( $(#[doc = $field_doc:literal])* pub $field:ident: $type:ty, )+
         }
-        Ok(())
-    }
-}
+    ) => {
+        $(#[doc = $doc])*
+        pub struct $table;
 
-/// `vocab.parquet`: one row per token id.
-pub struct VocabTable;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct VocabRow {
-    pub token_id: u32,
-    pub token: String,
-    pub count: u64,
-}
-
-impl Table for VocabTable {
-    type Rows = Vec<VocabRow>;
-    const STAGE: Stage = Stage::Tokenizer;
-
-    fn schema() -> SchemaRef {
-        schema(vec![
-            field("token_id", DataType::UInt32),
-            field("token", DataType::Utf8),
-            field("count", DataType::UInt64),
-        ])
-    }
-
-    fn to_batch(rows: &Self::Rows) -> RecordBatch {
-        batch(
-            Self::schema(),
-            vec![
-                Arc::new(UInt32Array::from_iter_values(
-                    rows.iter().map(|r| r.token_id),
-                )),
-                strings(rows.iter().map(|r| r.token.as_str())),
-                Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.count))),
-            ],
-        )
-    }
-
-    fn extend(rows: &mut Self::Rows, c: &Columns<'_>) -> Result<(), ContractError> {
-        let (id, token, count) = (c.u32s("token_id"), c.strings("token"), c.u64s("count"));
-        for i in 0..c.len() {
-            rows.push(VocabRow {
-                token_id: id.value(i),
-                token: token.value(i).to_string(),
-                count: count.value(i),
-            });
+        #[doc = concat!("One row of [`", stringify!($table), "`].")]
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct $row {
+            $( $(#[doc = $field_doc])* pub $field: $type, )+
         }
-        Ok(())
-    }
-}
 
-/// `tokens.parquet`: one training sequence per caption.
-pub struct TokensTable;
+        impl Table for $table {
+            type Rows = Vec<$row>;
+            const STAGE: Stage = $stage;
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct TokenRow {
-    pub image: String,
-    pub caption_idx: u8,
-    pub split: Split,
-    pub token_ids: Vec<u32>,
-}
+            fn schema() -> SchemaRef {
+                schema(vec![$(field(stringify!($field), <$type>::data_type()),)+])
+            }
 
-impl Table for TokensTable {
-    type Rows = Vec<TokenRow>;
-    const STAGE: Stage = Stage::Tokenizer;
+            fn to_batch(rows: &Self::Rows) -> RecordBatch {
+                batch(
+                    Self::schema(),
+                    vec![$(<$type>::column(rows.iter().map(|row| &row.$field)),)+],
+                )
+            }
 
-    fn schema() -> SchemaRef {
-        schema(vec![
-            field("image", DataType::Utf8),
-            field("caption_idx", DataType::UInt8),
-            field("split", DataType::Utf8),
-            field(
-                "token_ids",
-                DataType::List(Arc::new(Field::new_list_field(DataType::UInt32, false))),
-            ),
-        ])
-    }
-
-    fn to_batch(rows: &Self::Rows) -> RecordBatch {
-        let item = Arc::new(Field::new_list_field(DataType::UInt32, false));
-        let mut ids = ListBuilder::new(UInt32Builder::new()).with_field(item);
-        for row in rows {
-            ids.values().append_slice(&row.token_ids);
-            ids.append(true);
+            fn extend(rows: &mut Self::Rows, c: &Columns<'_>) -> Result<(), ContractError> {
+                rows.reserve(c.len());
+                for i in 0..c.len() {
+                    rows.push($row {
+                        $($field: <$type>::read(c, stringify!($field), i)?,)+
+                    });
+                }
+                Ok(())
+            }
         }
-        batch(
-            Self::schema(),
-            vec![
-                strings(rows.iter().map(|r| r.image.as_str())),
-                Arc::new(UInt8Array::from_iter_values(
-                    rows.iter().map(|r| r.caption_idx),
-                )),
-                strings(rows.iter().map(|r| r.split.as_str())),
-                Arc::new(ids.finish()),
-            ],
-        )
-    }
+    };
+}
 
-    fn extend(rows: &mut Self::Rows, c: &Columns<'_>) -> Result<(), ContractError> {
-        let (image, idx) = (c.strings("image"), c.u8s("caption_idx"));
-        for i in 0..c.len() {
-            rows.push(TokenRow {
-                image: image.value(i).to_string(),
-                caption_idx: idx.value(i),
-                split: c.split("split", i)?,
-                token_ids: c.u32_list("token_ids", i),
-            });
-        }
-        Ok(())
+row_table! {
+    /// `captions.parquet`: one row per caption.
+    pub struct CaptionsTable(Stage::Cleaner) of CaptionRow {
+        pub image: String,
+        pub caption_idx: u8,
+        pub split: Split,
+        pub raw: String,
+        pub clean: String,
     }
 }
 
-/// One `features/part-NNNNN.parquet` file: one 2048-d vector per image.
+row_table! {
+    /// `vocab.parquet`: one row per token id.
+    pub struct VocabTable(Stage::Tokenizer) of VocabRow {
+        pub token_id: u32,
+        pub token: String,
+        pub count: u64,
+    }
+}
+
+row_table! {
+    /// `tokens.parquet`: one training sequence per caption.
+    pub struct TokensTable(Stage::Tokenizer) of TokenRow {
+        pub image: String,
+        pub caption_idx: u8,
+        pub split: Split,
+        pub token_ids: Vec<u32>,
+    }
+}
+
+/// One `features/part-NNNNN.parquet` file: one 2048-d vector per image. Its rows are held
+/// column by column ([`Features`]), the vectors as one block, so it is written out by hand.
 pub struct FeaturesTable;
 
 /// Feature vectors of several images, row-major (`features.len() == images.len() * FEATURE_DIM`).
@@ -353,162 +152,73 @@ impl Features {
     }
 }
 
+impl FeaturesTable {
+    fn feature_type() -> DataType {
+        let item = Arc::new(Field::new_list_field(DataType::Float32, false));
+        DataType::FixedSizeList(item, FEATURE_DIM as i32)
+    }
+}
+
 impl Table for FeaturesTable {
     type Rows = Features;
     const STAGE: Stage = Stage::Featurizer;
 
     fn schema() -> SchemaRef {
-        let item = Arc::new(Field::new_list_field(DataType::Float32, false));
         schema(vec![
-            field("image", DataType::Utf8),
-            field("feature", DataType::FixedSizeList(item, FEATURE_DIM as i32)),
+            field("image", String::data_type()),
+            field("feature", Self::feature_type()),
         ])
     }
 
     fn to_batch(rows: &Self::Rows) -> RecordBatch {
+        let DataType::FixedSizeList(item, width) = Self::feature_type() else {
+            unreachable!("the feature column is a fixed-size list")
+        };
         let values = Float32Array::from(rows.features.clone());
-        let item = Arc::new(Field::new_list_field(DataType::Float32, false));
-        let list = FixedSizeListArray::new(item, FEATURE_DIM as i32, Arc::new(values), None);
-        let images = strings(rows.images.iter().map(String::as_str));
-        batch(Self::schema(), vec![images, Arc::new(list)])
+        let list = FixedSizeListArray::new(item, width, Arc::new(values), None);
+        batch(
+            Self::schema(),
+            vec![String::column(rows.images.iter()), Arc::new(list)],
+        )
     }
 
     fn extend(rows: &mut Self::Rows, c: &Columns<'_>) -> Result<(), ContractError> {
-        rows.images.extend(
-            c.strings("image")
-                .iter()
-                .map(|s| s.unwrap_or_default().to_string()),
-        );
+        for i in 0..c.len() {
+            rows.images.push(String::read(c, "image", i)?);
+        }
         rows.features.extend_from_slice(c.f32_rows("feature"));
         Ok(())
     }
 }
 
-/// `eval/predictions.parquet`: one caption per image.
-pub struct PredictionsTable;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct PredictionRow {
-    pub image: String,
-    pub split: Split,
-    pub caption: String,
-    pub log_prob: f32,
-    pub decoder: String,
-}
-
-impl Table for PredictionsTable {
-    type Rows = Vec<PredictionRow>;
-    const STAGE: Stage = Stage::Evaluator;
-
-    fn schema() -> SchemaRef {
-        schema(vec![
-            field("image", DataType::Utf8),
-            field("split", DataType::Utf8),
-            field("caption", DataType::Utf8),
-            field("log_prob", DataType::Float32),
-            field("decoder", DataType::Utf8),
-        ])
-    }
-
-    fn to_batch(rows: &Self::Rows) -> RecordBatch {
-        batch(
-            Self::schema(),
-            vec![
-                strings(rows.iter().map(|r| r.image.as_str())),
-                strings(rows.iter().map(|r| r.split.as_str())),
-                strings(rows.iter().map(|r| r.caption.as_str())),
-                Arc::new(Float32Array::from_iter_values(
-                    rows.iter().map(|r| r.log_prob),
-                )),
-                strings(rows.iter().map(|r| r.decoder.as_str())),
-            ],
-        )
-    }
-
-    fn extend(rows: &mut Self::Rows, c: &Columns<'_>) -> Result<(), ContractError> {
-        let (image, caption, log_prob, decoder) = (
-            c.strings("image"),
-            c.strings("caption"),
-            c.f32s("log_prob"),
-            c.strings("decoder"),
-        );
-        for i in 0..c.len() {
-            rows.push(PredictionRow {
-                image: image.value(i).to_string(),
-                split: c.split("split", i)?,
-                caption: caption.value(i).to_string(),
-                log_prob: log_prob.value(i),
-                decoder: decoder.value(i).to_string(),
-            });
-        }
-        Ok(())
+row_table! {
+    /// `eval/predictions.parquet`: one caption per image.
+    pub struct PredictionsTable(Stage::Evaluator) of PredictionRow {
+        pub image: String,
+        pub split: Split,
+        pub caption: String,
+        pub log_prob: f32,
+        pub decoder: String,
     }
 }
 
-/// `eval/attention.parquet`: where the attention model looked for each word it wrote, one
-/// row per word; `weights` is row-major over the grid (`grid_height x grid_width`, in the
-/// provenance config).
-pub struct AttentionTable;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct AttentionRow {
-    pub image: String,
-    /// The word's place in the caption, from 0.
-    pub position: u32,
-    pub word: String,
-    pub weights: Vec<f32>,
-}
-
-impl Table for AttentionTable {
-    type Rows = Vec<AttentionRow>;
-    const STAGE: Stage = Stage::Evaluator;
-
-    fn schema() -> SchemaRef {
-        let item = Arc::new(Field::new_list_field(DataType::Float32, false));
-        schema(vec![
-            field("image", DataType::Utf8),
-            field("position", DataType::UInt32),
-            field("word", DataType::Utf8),
-            field("weights", DataType::List(item)),
-        ])
-    }
-
-    fn to_batch(rows: &Self::Rows) -> RecordBatch {
-        let item = Field::new_list_field(DataType::Float32, false);
-        let mut weights = ListBuilder::new(Float32Builder::new()).with_field(Arc::new(item));
-        for row in rows {
-            weights.values().append_slice(&row.weights);
-            weights.append(true);
-        }
-        batch(
-            Self::schema(),
-            vec![
-                strings(rows.iter().map(|r| r.image.as_str())),
-                Arc::new(UInt32Array::from_iter_values(
-                    rows.iter().map(|r| r.position),
-                )),
-                strings(rows.iter().map(|r| r.word.as_str())),
-                Arc::new(weights.finish()),
-            ],
-        )
-    }
-
-    fn extend(rows: &mut Self::Rows, c: &Columns<'_>) -> Result<(), ContractError> {
-        let (image, position, word) = (c.strings("image"), c.u32s("position"), c.strings("word"));
-        for i in 0..c.len() {
-            rows.push(AttentionRow {
-                image: image.value(i).to_string(),
-                position: position.value(i),
-                word: word.value(i).to_string(),
-                weights: c.f32_list("weights", i),
-            });
-        }
-        Ok(())
+row_table! {
+    /// `eval/attention.parquet`: where the attention model looked for each word it wrote, one
+    /// row per word; `weights` is row-major over the grid (`grid_height x grid_width`, in the
+    /// provenance config).
+    pub struct AttentionTable(Stage::Evaluator) of AttentionRow {
+        pub image: String,
+        /// The word's place in the caption, from 0.
+        pub position: u32,
+        pub word: String,
+        pub weights: Vec<f32>,
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use arrow::array::UInt32Array;
+
     use super::*;
 
     fn provenance() -> Provenance {
@@ -598,7 +308,7 @@ mod tests {
             schema,
             vec![
                 Arc::new(UInt32Array::from(vec![0])),
-                strings(["<pad>"].into_iter()),
+                String::column([String::from("<pad>")].iter()),
             ],
         );
         write_table(&path, &b, &Provenance::new(Stage::Tokenizer, ())).unwrap();
