@@ -42,11 +42,10 @@ impl<B: Backend> Images<B> {
         device: &B::Device,
     ) -> Result<Self, ContractError> {
         let n = rows.len();
-        let values: Vec<f32> = rows
-            .iter()
-            .flat_map(|&row| &pooled[row * FEATURE_DIM..(row + 1) * FEATURE_DIM])
-            .copied()
-            .collect();
+        let mut values = Vec::with_capacity(n * FEATURE_DIM);
+        for &row in rows {
+            values.extend_from_slice(&pooled[row * FEATURE_DIM..(row + 1) * FEATURE_DIM]);
+        }
         let pooled = Tensor::from_data(TensorData::new(values, [n, FEATURE_DIM]), device);
         let grid = match grid {
             Some(store) => {

@@ -107,7 +107,7 @@ pub fn check_resumable(
             );
         }
     }
-    let state: TrainerState = serde_json::from_value(info.trainer_state.clone())
+    let state = TrainerState::from_checkpoint(info.trainer_state.clone())
         .map_err(|e| anyhow::anyhow!("{}: unreadable trainer state ({e})", path.display()))?;
     let comparable = |c: &TrainerConfig| TrainerConfig {
         epochs: 0,

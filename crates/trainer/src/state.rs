@@ -119,6 +119,16 @@ pub struct ScstProgress {
 }
 
 impl TrainerState {
+    /// The state a checkpoint stores. One written before `trainer.attention_reg` moved into
+    /// `[model.attention]` records it with the trainer settings: it is dropped here, as the
+    /// checkpoint's architecture holds the same weight, so such a run still resumes.
+    pub fn from_checkpoint(mut value: serde_json::Value) -> serde_json::Result<Self> {
+        if let Some(trainer) = value.get_mut("trainer").and_then(|t| t.as_object_mut()) {
+            trainer.remove("attention_reg");
+        }
+        serde_json::from_value(value)
+    }
+
     pub fn new(trainer: &TrainerConfig) -> Self {
         Self {
             trainer: trainer.clone(),
@@ -295,6 +305,15 @@ mod tests {
         let back: TrainerState =
             serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
         assert_eq!(back, state);
+    }
+
+    #[test]
+    fn a_state_written_before_the_model_tables_still_reads() {
+        let state = TrainerState::new(&TrainerConfig::default());
+        let mut old = serde_json::to_value(&state).unwrap();
+        old["trainer"]["attention_reg"] = serde_json::json!(1.0);
+        assert!(serde_json::from_value::<TrainerState>(old.clone()).is_err());
+        assert_eq!(TrainerState::from_checkpoint(old).unwrap(), state);
     }
 
     #[test]

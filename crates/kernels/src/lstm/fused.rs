@@ -111,13 +111,14 @@ pub(crate) fn cell<B: Backend>(pre: Tensor<B, 2>, previous_cell: Option<Tensor<B
             let previous = previous.as_ref().map(|p| &p[b * h..(b + 1) * h]);
             forward_row(pre, previous, cell, tanh_cell, hidden);
         });
+    // Row by row with memcpy: a flattening iterator collects element by element, at whatever
+    // speed the inliner leaves it (10% of a beam search's time in one build, 4% in another).
     let columns = |values: &[f32], width: usize, range: std::ops::Range<usize>| {
         let n = range.len();
-        let out: Vec<f32> = values
-            .chunks_exact(width)
-            .flat_map(|row| &row[range.clone()])
-            .copied()
-            .collect();
+        let mut out = Vec::with_capacity(batch * n);
+        for row in values.chunks_exact(width) {
+            out.extend_from_slice(&row[range.clone()]);
+        }
         to_tensor::<B, 2>(out, [batch, n], &device)
     };
     Cell {
