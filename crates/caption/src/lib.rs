@@ -164,9 +164,8 @@ impl BackendTask for CaptionImages<'_> {
             );
             let (images, grid) = if kind.needs_grid() {
                 let (pooled, map) = network.forward_with_grid(input);
-                let [n, c, h, w] = map.dims();
-                let grid = Some(map.reshape([n, c, h * w]).swap_dims(1, 2));
-                (Images { pooled, grid }, Some((h, w)))
+                let [_, _, height, width] = map.dims();
+                (Images::from_network(pooled, map), Some((height, width)))
             } else {
                 (Images::pooled(network.forward(input)), None)
             };

@@ -60,6 +60,20 @@ impl<B: Backend> Images<B> {
         Ok(Self { pooled, grid })
     }
 
+    /// The images of a network's output, for `caption`: the pooled vectors `[batch, channels]`
+    /// and the feature map `[batch, channels, height, width]`, laid out as the grid's regions
+    /// (row-major over the map, as the featurizer stores them).
+    pub fn from_network(pooled: Tensor<B, 2>, map: Tensor<B, 4>) -> Self {
+        let [images, channels, height, width] = map.dims();
+        let grid = map
+            .reshape([images, channels, height * width])
+            .swap_dims(1, 2);
+        Self {
+            pooled,
+            grid: Some(grid),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.pooled.dims()[0]
     }
