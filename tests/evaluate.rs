@@ -18,11 +18,11 @@ fn trained() -> &'static Path {
         prepare_work_dir(cwd, 60, 2, &["--weights", "random"]);
         let tiny = [
             "--set",
-            "model.embed_dim=16",
+            "model.embed_dim=32",
             "--set",
-            "model.hidden_dim=32",
+            "model.hidden_dim=64",
             "--set",
-            "trainer.epochs=2",
+            "trainer.epochs=12",
         ];
         run_ok(
             "trainer",
