@@ -224,7 +224,7 @@ fn check_keys(
             });
         }
         let Some(setting) = SETTINGS.find(&name) else {
-            let section = name.rsplit_once('.').map_or("", |(section, _)| section);
+            let section = settings::section_of(&name);
             let known = if known_sections.contains(&section) {
                 format!("[{section}] has {}", SETTINGS.keys_of(section).join(", "))
             } else {
@@ -485,22 +485,9 @@ mod tests {
         }
     }
 
-    /// Every value of a JSON object that is not itself an object, by its dotted key.
-    fn json_leaves(value: &serde_json::Value, prefix: &str) -> Vec<(String, serde_json::Value)> {
-        match value.as_object() {
-            Some(fields) => fields
-                .iter()
-                .flat_map(|(name, value)| {
-                    let key = if prefix.is_empty() {
-                        name.clone()
-                    } else {
-                        format!("{prefix}.{name}")
-                    };
-                    json_leaves(value, &key)
-                })
-                .collect(),
-            None => vec![(prefix.to_string(), value.clone())],
-        }
+    /// `config` as the TOML table `pipeline.toml` would write.
+    fn as_table(config: &PipelineConfig) -> toml::Table {
+        toml::Table::try_from(config).unwrap()
     }
 
     fn shipped_path() -> std::path::PathBuf {
@@ -509,14 +496,13 @@ mod tests {
 
     #[test]
     fn the_settings_list_every_key_and_admit_the_defaults() {
-        let defaults = serde_json::to_value(PipelineConfig::default()).unwrap();
+        let defaults = as_table(&PipelineConfig::default());
         let mut keys = Vec::new();
-        for (key, value) in json_leaves(&defaults, "") {
+        for (key, value) in leaves(&defaults) {
             let setting = SETTINGS
                 .find(&key)
                 .unwrap_or_else(|| panic!("{key} has no range"));
-            let value: toml::Value = serde_json::from_value(value).unwrap();
-            assert!(setting.allowed.admits(&value), "default {key} = {value}");
+            assert!(setting.allowed.admits(value), "default {key} = {value}");
             assert!(!setting.doc().is_empty(), "{key} has no doc");
             keys.push(key);
         }
@@ -537,12 +523,10 @@ mod tests {
         written.sort();
         listed.sort();
         assert_eq!(written, listed, "pipeline.toml writes every key");
-        let shipped = PipelineConfig::load(&shipped_path(), &[], false).unwrap();
-        let shipped = json_leaves(&serde_json::to_value(&shipped).unwrap(), "");
-        let defaults = json_leaves(
-            &serde_json::to_value(PipelineConfig::default()).unwrap(),
-            "",
-        );
+        let shipped = as_table(&PipelineConfig::load(&shipped_path(), &[], false).unwrap());
+        let shipped = leaves(&shipped);
+        let defaults = as_table(&PipelineConfig::default());
+        let defaults = leaves(&defaults);
         let marked: Vec<String> = text
             .lines()
             .filter(|line| line.contains("differs from the built-in default"))

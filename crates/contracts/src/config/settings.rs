@@ -140,9 +140,9 @@ pub struct Setting {
 }
 
 impl Setting {
-    /// The section (or table) the key is in: `model.attention` for `model.attention.dim`.
+    /// The section (or table) the key is in.
     pub fn section(&self) -> &'static str {
-        self.key.rsplit_once('.').map_or("", |(section, _)| section)
+        section_of(self.key)
     }
 
     /// The key's name within its section.
@@ -155,6 +155,11 @@ impl Setting {
         let lines: Vec<&str> = self.doc.iter().map(|line| line.trim()).collect();
         lines.join(" ")
     }
+}
+
+/// The section (or table) a dotted key is in: `model.attention` for `model.attention.dim`.
+pub fn section_of(key: &str) -> &str {
+    key.rsplit_once('.').map_or("", |(section, _)| section)
 }
 
 /// Declares a section of `pipeline.toml`: the struct, its `Default` and its `settings()`, from
