@@ -25,7 +25,10 @@ BIN     := $(or $(CARGO_TARGET_DIR),target)/release
 DEMO_DATASET := data/synthetic
 DEMO_WORK    := data/demo
 DEMO_WEIGHTS := $(if $(wildcard $(WEIGHTS)),$(WEIGHTS),random)
-DEMO_SET     ?= --set tokenizer.min_count=1
+# The demo's data (60 words, 1,200 training images) needs no 512-wide Transformer: with
+# `model.decoder=transformer` it trains one of width 256 (README: the Transformer).
+DEMO_SET     ?= --set tokenizer.min_count=1 --set model.transformer.d_model=256 \
+                --set model.transformer.feed_forward=1024
 
 FLAGS    = --config $(CONFIG) --work-dir $(WORK) $(SET)
 BINARIES := synth cleaner featurizer tokenizer trainer evaluator caption

@@ -11,9 +11,10 @@ Network: crates/models/benches/resnet.rs prints the machine's matrix-multiply li
 single-threaded product on one core, then on every thread at once) and the CPU path's
 per-layer profile (ResNet50, 224x224, batch 16); both featurizer rates are also given as
 fractions of that limit (ResNet50's 4.1 GMAC, i.e. 8.2 GFLOP, per image).
-Trainer: see crates/trainer/benches/train.rs and scripts/bench_trainer.py; the attention trainer
-(`--attention`) against scripts/bench_attention.py, with its peak memory while the grid of 6,000
-images (2.4 GB) sits in a temp file. A last table shows an epoch's time and the peak memory
+Trainer: see crates/trainer/benches/train.rs and scripts/bench_trainer.py; the attention and
+Transformer trainers (`--attention`, `--transformer`) against scripts/bench_attention.py and
+scripts/bench_transformer.py, with their peak memory while the grid of 6,000 images (2.4 GB)
+sits in a temp file. A last table shows an epoch's time and the peak memory
 at Flickr8k's size and at COCO's (600,000 captions, 123,000 images, vocabulary 10,000).
 METEOR: 1,000 images with 5 references each (Flickr8k test captions when the caption file is
 found, else generated ones), crates/metrics/benches/meteor.rs against scripts/bench_meteor_jar.py
@@ -107,18 +108,18 @@ def trainer_rows():
     return [row + [f"{float(torch.group(1)):.0f}", f"{ratio:.2f}x", f"{ours.group(2)} MiB", f"{torch.group(2)} MiB"], scst_row], []
 
 
-def attention_rows():
-    """The attention trainer (crates/trainer/benches/train.rs --attention), its grid of 6,000
-    images in a temp file as in training, next to scripts/bench_attention.py."""
+def grid_model_rows(decoder):
+    """A grid model's trainer (crates/trainer/benches/train.rs --attention or --transformer),
+    its grid of 6,000 images in a temp file as in training, next to scripts/bench_<decoder>.py."""
     out = subprocess.run(["cargo", "bench", "--locked", "-q", "-p", "trainer", "--bench", "train", "--",
-                          "--attention", "--steps", "10", "--warmup", "2"], cwd=ROOT,
+                          f"--{decoder}", "--steps", "10", "--warmup", "2"], cwd=ROOT,
                          check=True, capture_output=True, text=True,
                          env={**os.environ, "RAYON_NUM_THREADS": str(THREADS)}).stdout
     line = lambda who: re.search(who + r".*?: ([\d.]+) training captions/s.*peak memory (\S+) MiB", out)
-    ours, torch = line("burn attention trainer"), line("pytorch")
-    row = ["attention trainer (captions/s, 7x7 grid of 6,000 images, vocab 8000, batch 64)", f"{float(ours.group(1)):.1f}"]
+    ours, torch = line(f"burn {decoder} trainer"), line("pytorch")
+    row = [f"{decoder} trainer (captions/s, 7x7 grid of 6,000 images, vocab 8000, batch 64)", f"{float(ours.group(1)):.1f}"]
     if not torch:
-        return [row + ["skipped", "", f"{ours.group(2)} MiB", ""]], ["PyTorch attention side skipped (pip install torch)"]
+        return [row + ["skipped", "", f"{ours.group(2)} MiB", ""]], [f"PyTorch {decoder} side skipped (pip install torch)"]
     ratio = float(ours.group(1)) / float(torch.group(1))
     return [row + [f"{float(torch.group(1)):.1f}", f"{ratio:.2f}x", f"{ours.group(2)} MiB", f"{torch.group(2)} MiB"]], []
 
@@ -209,7 +210,8 @@ def main():
     cpu = cpu_name()
     limit_line, limit, gflop, profile = network()
     rows, notes = [], []
-    for part in (lambda: featurizer_rows(limit, gflop), trainer_rows, attention_rows, meteor_rows):
+    for part in (lambda: featurizer_rows(limit, gflop), trainer_rows, lambda: grid_model_rows("attention"),
+                 lambda: grid_model_rows("transformer"), meteor_rows):
         r, n = part()
         rows += r
         notes += [x for x in n if x]

@@ -11,7 +11,9 @@
 #
 # Prints images/s and captions/s on both devices, the cosine similarity of CPU and CUDA
 # features and grids (expected >= 0.9999) and the training losses of the merge and the
-# attention decoder side by side (expected equal to float tolerance), and on a machine with two
+# attention decoder side by side (expected equal to float tolerance), the Transformer's losses
+# and val BLEU-4 (its validation decodes greedily with the key/value cache on the device), and
+# on a machine with two
 # GPUs or more the merge decoder's losses on one GPU and split across two (`--devices
 # cuda:0,cuda:1`, data-parallel). The comparison needs python3 with pyarrow.
 set -euo pipefail
@@ -20,6 +22,8 @@ bin=${BIN:-${CARGO_TARGET_DIR:-target}/release}
 train_flags=(--set trainer.epochs=3 --set trainer.batch_size=64 --set trainer.val_metric=loss)
 attention=(--set model.decoder=attention)
 attention_train=("${attention[@]}" --set trainer.epochs=2)
+transformer_train=(--set model.decoder=transformer --set trainer.epochs=2 --set trainer.val_metric=bleu4
+  --set model.transformer.d_model=256 --set model.transformer.feed_forward=1024)
 
 if [ "$mode" = prepare ]; then
   "$bin/synth" --out "$dir/synthetic" --images 300 --seed 1 --force -q
@@ -30,6 +34,8 @@ if [ "$mode" = prepare ]; then
   rm -rf "$dir/cpu-attention" && mkdir -p "$dir/cpu-attention"
   cp -r "$dir/cpu/captions.parquet" "$dir/cpu/vocab.parquet" "$dir/cpu/tokens.parquet" "$dir/cpu/features" "$dir/cpu/grid" "$dir/cpu-attention/"
   "$bin/trainer" --work-dir "$dir/cpu-attention" --device cpu "${train_flags[@]}" "${attention_train[@]}"
+  rm -rf "$dir/cpu-transformer" && cp -r "$dir/cpu-attention" "$dir/cpu-transformer" && rm -rf "$dir/cpu-transformer/model"
+  "$bin/trainer" --work-dir "$dir/cpu-transformer" --device cpu "${train_flags[@]}" "${transformer_train[@]}"
   exit 0
 fi
 
@@ -44,6 +50,8 @@ cp -r "$dir/cpu/captions.parquet" "$dir/cpu/vocab.parquet" "$dir/cpu/tokens.parq
 rm -rf "$dir/cuda-attention" && mkdir -p "$dir/cuda-attention"
 cp -r "$dir/cpu/captions.parquet" "$dir/cpu/vocab.parquet" "$dir/cpu/tokens.parquet" "$dir/cpu/features" "$dir/cpu/grid" "$dir/cuda-attention/"
 "$bin/trainer" --work-dir "$dir/cuda-attention" --device cuda "${train_flags[@]}" "${attention_train[@]}"
+rm -rf "$dir/cuda-transformer" && cp -r "$dir/cuda-attention" "$dir/cuda-transformer" && rm -rf "$dir/cuda-transformer/model"
+"$bin/trainer" --work-dir "$dir/cuda-transformer" --device cuda "${train_flags[@]}" "${transformer_train[@]}"
 # Data-parallel training where the machine has two GPUs or more: the same global batch on one
 # GPU and split across two (dropout off: each device draws its own masks).
 gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
@@ -71,9 +79,11 @@ for folder, column in [("features", "feature"), ("grid", "grid")]:
     cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
     print(f"{folder}: {len(ia)} images, cosine CPU vs CUDA min {cos.min():.6f} mean {cos.mean():.6f} (expected >= 0.9999)")
 rows = lambda p: list(csv.DictReader(open(p)))
-for model, cpu, cuda in [("merge", "cpu", "cuda-train"), ("attention", "cpu-attention", "cuda-attention")]:
+for model, cpu, cuda in [("merge", "cpu", "cuda-train"), ("attention", "cpu-attention", "cuda-attention"),
+                         ("transformer", "cpu-transformer", "cuda-transformer")]:
     for c, g in zip(rows(f"{d}/{cpu}/model/metrics.csv"), rows(f"{d}/{cuda}/model/metrics.csv")):
         print(f"{model} epoch {c['epoch']}: train loss cpu {float(c['train_loss']):.5f} cuda {float(g['train_loss']):.5f}; "
+              f"val BLEU-4 cpu {float(c['val_bleu4']):.4f} cuda {float(g['val_bleu4']):.4f}; "
               f"captions/s cpu {float(c['captions_per_s']):.0f} cuda {float(g['captions_per_s']):.0f}")
 import os
 if os.path.exists(f"{d}/dp-two/model/metrics.csv"):

@@ -63,7 +63,9 @@ fn the_grid_and_the_attention_weights_open_in_pyarrow() {
         assert!((sum - 1.0).abs() < 1e-4, "{row:?}");
     }
     let report = std::fs::read_to_string(cwd.join("work/eval/report.html")).unwrap();
-    assert!(report.contains("<h2>Where the model looked</h2>"));
+    assert!(report.contains(
+        "<h2>Where the model looked</h2>\n<p class=\"context\">Each word of the caption with its soft attention over the grid (brighter: more weight), for the gallery images.</p>"
+    ));
 }
 
 #[test]

@@ -18,7 +18,7 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor};
-use contracts::config::{DecoderKind, ModelConfig};
+use contracts::config::{DecoderKind, LrSchedule, ModelConfig};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +44,17 @@ pub trait Architecture: Clone + std::fmt::Debug + PartialEq + std::fmt::Display 
     fn feature_dim(&self) -> usize;
 
     fn validate(&self) -> Result<(), DecoderError>;
+
+    /// The learning-rate schedule `trainer.lr_schedule = "auto"` gives this model.
+    fn schedule(&self) -> LrSchedule {
+        LrSchedule::Plateau
+    }
+
+    /// What the model's per-word weights over the grid are, for the figures that show them
+    /// (`None`: the model has none).
+    fn attention_maps(&self) -> Option<&'static str> {
+        None
+    }
 
     /// A freshly initialised network, every weight drawn from `seed`, standardising features
     /// with `stats`.
@@ -228,6 +239,20 @@ macro_rules! decoders {
                 }
             }
 
+            /// The learning-rate schedule `trainer.lr_schedule = "auto"` gives the model.
+            pub fn schedule(&self) -> LrSchedule {
+                match self {
+                    $(Self::$kind(config) => config.schedule(),)+
+                }
+            }
+
+            /// What the model's per-word weights over the grid are (`None`: it has none).
+            pub fn attention_maps(&self) -> Option<&'static str> {
+                match self {
+                    $(Self::$kind(config) => config.attention_maps(),)+
+                }
+            }
+
             /// A freshly initialised model, every weight drawn from `seed`, standardising
             /// features with `stats`.
             pub fn init<B: Backend>(
@@ -256,6 +281,8 @@ decoders! {
     Merge => merge;
     /// Soft attention over the grid (Xu et al. 2015).
     Attention => attention;
+    /// A Transformer encoder over the grid and decoder over the words.
+    Transformer => transformer;
 }
 
 #[cfg(test)]

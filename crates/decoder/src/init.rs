@@ -5,7 +5,7 @@
 //! instead makes two runs with the same seed write byte-identical checkpoints.
 
 use burn::module::{Param, ParamId};
-use burn::nn::Linear;
+use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use rand::{Rng, SeedableRng};
@@ -67,6 +67,14 @@ impl<'a, B: Backend> Initializer<'a, B> {
             weight: self.uniform([input, output], input),
             bias: bias.then(|| self.uniform([output], input)),
         }
+    }
+
+    /// A layer norm over `dim` features: scale 1, shift 0 and epsilon 1e-5, as PyTorch's.
+    pub fn layer_norm(&mut self, dim: usize) -> LayerNorm<B> {
+        let mut norm = LayerNormConfig::new(dim).init(self.device);
+        norm.gamma = self.param(vec![1.0; dim], [dim]);
+        norm.beta = Some(self.param(vec![0.0; dim], [dim]));
+        norm
     }
 
     /// A constant the optimizer leaves alone (no gradient), e.g. standardisation statistics.

@@ -11,7 +11,10 @@
 //!   logits. Its loss and gradients run on the fused CPU kernels of the `kernels` crate.
 //! - [`attention`]: Xu et al. 2015's soft attention over the 7x7 grid of ResNet50's last
 //!   feature map, with the gate on the context and the doubly stochastic regularisation.
+//! - [`transformer`]: a Transformer encoder over the grid's regions and a Transformer decoder
+//!   over the words, trained through burn's autodiff, decoded with a key/value cache.
 //! - [`search`]: batched greedy decoding and beam search, written once over [`CaptionModel`].
+//! - [`export`]: a model as PyTorch reads it (`config.json`, `model.safetensors`).
 //! - [`checkpoint`]: checkpoint files; [`load_captioner`]: a trained model with its
 //!   vocabulary and encoder settings, for the evaluator and `caption`.
 //!
@@ -25,6 +28,7 @@ pub mod captioner;
 pub mod checkpoint;
 mod dropout;
 mod error;
+pub mod export;
 mod init;
 mod loader;
 pub mod merge;
@@ -32,6 +36,7 @@ pub mod model;
 mod output;
 pub mod search;
 mod stats;
+pub mod transformer;
 
 pub use batch::{SampledPolicy, TeacherBatch};
 pub use captioner::{Captioner, CaptionerConfig, CaptionerState};

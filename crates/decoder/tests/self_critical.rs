@@ -1,4 +1,4 @@
-//! Self-critical batches, for both decoders: the fused training pass must give the gradient of
+//! Self-critical batches, for every decoder: the fused training pass must give the gradient of
 //! REINFORCE on the distribution that was sampled (the softmax renormalised over the tokens
 //! sampling allows), computed here by burn's autodiff alone, and a batch whose advantages are
 //! all zero (a constant reward) must give no gradient at all, regulariser included.
@@ -11,6 +11,7 @@ use burn::tensor::{Tensor, TensorData};
 use decoder::attention::{AttentionConfig, AttentionModel};
 use decoder::captioner::Architecture;
 use decoder::merge::{MergeConfig, MergeModel};
+use decoder::transformer::{TransformerConfig, TransformerModel};
 use decoder::{FeatureStats, Images, SampledPolicy, TeacherBatch, Trainable, banned_tokens};
 
 type B = kernels::Cpu;
@@ -32,6 +33,12 @@ impl Reference for MergeModel<AD> {
 }
 
 impl Reference for AttentionModel<AD> {
+    fn logits(&self, images: &Images<AD>, batch: &TeacherBatch<AD>) -> Tensor<AD, 2> {
+        self.reference_logits(images, batch, None)
+    }
+}
+
+impl Reference for TransformerModel<AD> {
     fn logits(&self, images: &Images<AD>, batch: &TeacherBatch<AD>) -> Tensor<AD, 2> {
         self.reference_logits(images, batch, None)
     }
@@ -65,6 +72,20 @@ fn attention() -> AttentionModel<AD> {
         attention_dim: 3,
         dropout: 0.5,
         attention_reg: 1.0,
+    };
+    config.init(&stats(), 4, &Default::default()).unwrap()
+}
+
+fn transformer() -> TransformerModel<AD> {
+    let config = TransformerConfig {
+        vocab_size: VOCAB,
+        feature_dim: FEATURES,
+        d_model: 8,
+        heads: 2,
+        feed_forward: 12,
+        encoder_layers: 1,
+        decoder_layers: 2,
+        dropout: 0.1,
     };
     config.init(&stats(), 4, &Default::default()).unwrap()
 }
@@ -185,6 +206,11 @@ fn the_attention_models_self_critical_step_is_reinforce_on_the_sampled_policy() 
     the_step_is_reinforce_on_the_sampled_policy("attention", attention());
 }
 
+#[test]
+fn the_transformers_self_critical_step_is_reinforce_on_the_sampled_policy() {
+    the_step_is_reinforce_on_the_sampled_policy("transformer", transformer());
+}
+
 fn zero_advantages_give_no_gradient<M: Reference>(name: &str, model: M) {
     let grads = gradients(&model, &fused(&model, &[0.0; 3]));
     let nonzero: Vec<usize> = grads
@@ -208,6 +234,11 @@ fn a_constant_reward_gives_the_merge_model_no_gradient() {
 #[test]
 fn a_constant_reward_gives_the_attention_model_no_gradient_regulariser_included() {
     zero_advantages_give_no_gradient("attention", attention());
+}
+
+#[test]
+fn a_constant_reward_gives_the_transformer_no_gradient() {
+    zero_advantages_give_no_gradient("transformer", transformer());
 }
 
 /// The same captions teacher-forced keep the attention model's regulariser: its gradient

@@ -153,11 +153,14 @@ fn evaluate<B: Backend>(
         best,
         worst,
         image_dir: captions_provenance.as_ref().and_then(Provenance::image_dir),
-        attention: grid_shape.map(|shape| report::Attention {
-            grid: (shape.height, shape.width),
-            words: attention,
-            crop: trained.encoder().map(|e| (e.resize, e.crop)),
-        }),
+        attention: grid_shape
+            .zip(trained.info.model.attention_maps())
+            .map(|(shape, what)| report::Attention {
+                grid: (shape.height, shape.width),
+                words: attention,
+                crop: trained.encoder().map(|e| (e.resize, e.crop)),
+                what,
+            }),
     };
     write_atomically(&work.report_html(), report.to_html().as_bytes())?;
     Ok(metrics)

@@ -46,6 +46,8 @@ pub struct Attention {
     pub words: BTreeMap<String, Vec<(String, Vec<f32>)>>,
     /// The encoder's `(resize, crop)`, to show the view the network had.
     pub crop: Option<(u32, u32)>,
+    /// What the weights are ("its soft attention over the grid").
+    pub what: &'static str,
 }
 
 /// Side of the photo in a report's attention figure.
@@ -162,8 +164,9 @@ impl Report<'_> {
         let (Some(attention), Some(dir)) = (&self.attention, &self.image_dir) else {
             return String::new();
         };
-        let mut html = String::from(
-            "<h2>Where the model looked</h2>\n<p class=\"context\">Each word of the caption with its attention over the grid (brighter: more weight), for the gallery images.</p>\n",
+        let mut html = format!(
+            "<h2>Where the model looked</h2>\n<p class=\"context\">Each word of the caption with {} (brighter: more weight), for the gallery images.</p>\n",
+            attention.what
         );
         for example in self.best.iter().chain(&self.worst) {
             let Some(words) = attention.words.get(&example.image) else {

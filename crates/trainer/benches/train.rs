@@ -6,18 +6,20 @@
 //!     cargo bench -p trainer -- --no-python
 //!     cargo bench -p trainer -- --attention --steps 10  # the attention model, next to
 //!                                                       # scripts/bench_attention.py
+//!     cargo bench -p trainer -- --transformer --steps 10  # the Transformer, next to
+//!                                                         # scripts/bench_transformer.py
 //!     cargo bench -p trainer -- --epoch flickr8k        # one epoch's time and peak memory
 //!     cargo bench -p trainer -- --epoch coco --stride 20  # at COCO's size, every 20th batch
 
 use std::path::Path;
 use std::process::Command;
 
-use contracts::config::Device;
+use contracts::config::{DecoderKind, Device};
 use models::backend::run_on;
 mod support;
 
 use support::{
-    AttentionBenchTask, BenchOptions, BenchTask, EpochBenchTask, synthetic_dataset, with_grid,
+    BenchOptions, BenchTask, EpochBenchTask, GridBenchTask, synthetic_dataset, with_grid,
 };
 
 #[global_allocator]
@@ -46,13 +48,19 @@ fn main() -> anyhow::Result<()> {
         let stride = value("--stride").map_or(Ok(1), |s| s.parse())?;
         return epoch(&scale, stride, kind, &device);
     }
-    if args.iter().any(|a| a == "--attention") {
-        return attention(
-            &options,
-            kind,
-            &device,
-            args.iter().any(|a| a == "--no-python"),
-        );
+    for (flag, decoder) in [
+        ("--attention", DecoderKind::Attention),
+        ("--transformer", DecoderKind::Transformer),
+    ] {
+        if args.iter().any(|a| a == flag) {
+            return grid_model(
+                &options,
+                decoder,
+                kind,
+                &device,
+                args.iter().any(|a| a == "--no-python"),
+            );
+        }
     }
     let data = synthetic_dataset(&options);
     let (report, scst) = run_on(
@@ -91,10 +99,11 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The attention model's training speed and peak memory, with its grid in a temp file as in
-/// training; the same model in PyTorch (`scripts/bench_attention.py`) unless `no_python`.
-fn attention(
+/// A grid model's training speed and peak memory, with its grid in a temp file as in
+/// training; the same model in PyTorch (`scripts/bench_<decoder>.py`) unless `no_python`.
+fn grid_model(
     options: &BenchOptions,
+    decoder: DecoderKind,
     kind: Device,
     device: &str,
     no_python: bool,
@@ -103,14 +112,15 @@ fn attention(
     let data = with_grid(synthetic_dataset(options), options.seed, temp.path())?;
     let report = run_on(
         kind,
-        AttentionBenchTask {
+        GridBenchTask {
             options,
             data: &data,
+            decoder,
         },
     )??;
     let threads = threads();
     println!(
-        "burn attention trainer ({device}, {threads} threads): {:.1} training captions/s ({} steps of batch {}, \
+        "burn {decoder} trainer ({device}, {threads} threads): {:.1} training captions/s ({} steps of batch {}, \
          {:.3} s/step, grid of {} images in a temp file), peak memory {} MiB",
         report.captions_per_s,
         report.steps,
@@ -122,7 +132,8 @@ fn attention(
             .map_or("?".into(), |m| format!("{m:.0}")),
     );
     if !no_python && device == "cpu" {
-        compare_with_pytorch("bench_attention.py", options, report.captions_per_s);
+        let script = format!("bench_{decoder}.py");
+        compare_with_pytorch(&script, options, report.captions_per_s);
     }
     Ok(())
 }

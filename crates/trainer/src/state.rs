@@ -6,7 +6,7 @@
 //! and epoch count are the whole RNG state, and a resumed run draws exactly what an
 //! uninterrupted run would have.
 
-use contracts::config::TrainerConfig;
+use contracts::config::{LrSchedule, TrainerConfig};
 use serde::{Deserialize, Serialize};
 
 /// The training phase an epoch belongs to.
@@ -63,7 +63,7 @@ pub struct EpochMetrics {
     pub mean_reward: Option<f64>,
     #[serde(default, with = "exact_option")]
     pub mean_advantage: Option<f64>,
-    /// Learning rate used during the epoch.
+    /// Learning rate of the epoch's first step (the whole epoch's under `plateau`).
     #[serde(with = "exact")]
     pub learning_rate: f64,
 }
@@ -85,7 +85,14 @@ pub struct TrainerState {
     pub trainer: TrainerConfig,
     /// Epochs finished.
     pub epochs_done: usize,
-    /// Learning-rate decays so far: the rate is `learning_rate * lr_decay^lr_decays`.
+    /// The learning-rate schedule in force: `trainer.lr_schedule`, `auto` resolved to the
+    /// model's own (checkpoints from before the key: plateau).
+    #[serde(default = "plateau")]
+    pub schedule: LrSchedule,
+    /// Optimizer steps of the cross-entropy epochs so far: the warm-up schedule's clock.
+    #[serde(default)]
+    pub steps_done: usize,
+    /// Plateau's learning-rate decays so far: the rate is `learning_rate * lr_decay^lr_decays`.
     pub lr_decays: i32,
     /// Best validation metric so far and its epoch (1-based, 0 before the first).
     #[serde(with = "exact_option")]
@@ -129,9 +136,16 @@ impl TrainerState {
         serde_json::from_value(value)
     }
 
-    pub fn new(trainer: &TrainerConfig) -> Self {
+    /// A run's first state; `model_schedule` is what `auto` stands for with its model.
+    pub fn new(trainer: &TrainerConfig, model_schedule: LrSchedule) -> Self {
+        let schedule = match trainer.lr_schedule {
+            LrSchedule::Auto => model_schedule,
+            chosen => chosen,
+        };
         Self {
             trainer: trainer.clone(),
+            schedule,
+            steps_done: 0,
             epochs_done: 0,
             lr_decays: 0,
             best: None,
@@ -184,8 +198,23 @@ impl TrainerState {
         improved
     }
 
+    /// The learning rate of the next cross-entropy step.
+    ///
+    /// `warmup` rises linearly to `learning_rate` over `warmup_steps` steps and then falls
+    /// with `1/sqrt(step)`: the Transformer's schedule (`d_model^-0.5 * min(step^-0.5,
+    /// step * warmup^-1.5)`), scaled so that its peak is `learning_rate`.
     pub fn learning_rate(&self) -> f64 {
-        self.trainer.learning_rate * self.trainer.lr_decay.powi(self.lr_decays)
+        let base = self.trainer.learning_rate;
+        match self.schedule {
+            LrSchedule::Warmup => {
+                let step = (self.steps_done + 1) as f64;
+                let warmup = self.trainer.warmup_steps as f64;
+                base * (step / warmup).min((warmup / step).sqrt())
+            }
+            LrSchedule::Plateau | LrSchedule::Auto => {
+                base * self.trainer.lr_decay.powi(self.lr_decays)
+            }
+        }
     }
 
     /// Records an epoch's validation metric; returns whether it is the best so far.
@@ -212,7 +241,10 @@ impl TrainerState {
         } else {
             self.epochs_without_improvement += 1;
             self.epochs_on_plateau += 1;
-            if config.lr_patience > 0 && self.epochs_on_plateau >= config.lr_patience {
+            if self.schedule == LrSchedule::Plateau
+                && config.lr_patience > 0
+                && self.epochs_on_plateau >= config.lr_patience
+            {
                 self.lr_decays += 1;
                 self.epochs_on_plateau = 0;
             }
@@ -222,6 +254,11 @@ impl TrainerState {
         }
         improved
     }
+}
+
+/// The schedule of a checkpoint written before `trainer.lr_schedule`.
+fn plateau() -> LrSchedule {
+    LrSchedule::Plateau
 }
 
 /// Seed of epoch `epoch`'s shuffling and dropout (SplitMix64 of the pair, so neighbouring
@@ -300,7 +337,7 @@ mod tests {
 
     #[test]
     fn state_survives_json_exactly() {
-        let mut state = TrainerState::new(&TrainerConfig::default());
+        let mut state = TrainerState::new(&TrainerConfig::default(), LrSchedule::Plateau);
         state.record(metrics(1), 1.0 / 7.0, true, &TrainerConfig::default());
         let back: TrainerState =
             serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
@@ -309,11 +346,46 @@ mod tests {
 
     #[test]
     fn a_state_written_before_the_model_tables_still_reads() {
-        let state = TrainerState::new(&TrainerConfig::default());
+        let state = TrainerState::new(&TrainerConfig::default(), LrSchedule::Plateau);
         let mut old = serde_json::to_value(&state).unwrap();
         old["trainer"]["attention_reg"] = serde_json::json!(1.0);
         assert!(serde_json::from_value::<TrainerState>(old.clone()).is_err());
         assert_eq!(TrainerState::from_checkpoint(old).unwrap(), state);
+    }
+
+    /// Linear to the peak at `warmup_steps`, then `1/sqrt(step)`; plateaus do not decay it,
+    /// and `auto` is the model's schedule, a named one the named one.
+    #[test]
+    fn warmup_rises_to_the_peak_then_falls_with_the_inverse_square_root() {
+        let config = TrainerConfig {
+            learning_rate: 0.01,
+            warmup_steps: 4,
+            lr_patience: 1,
+            ..Default::default()
+        };
+        let mut state = TrainerState::new(&config, LrSchedule::Warmup);
+        assert_eq!(state.schedule, LrSchedule::Warmup);
+        let mut rates = Vec::new();
+        for step in 0..16 {
+            state.steps_done = step;
+            rates.push(state.learning_rate());
+        }
+        let expected = [0.0025, 0.005, 0.0075, 0.01, 0.01 * (4.0f64 / 5.0).sqrt()];
+        for (rate, expected) in rates.iter().zip(expected) {
+            assert!((rate - expected).abs() < 1e-15, "{rates:?}");
+        }
+        assert!((rates[15] - 0.005).abs() < 1e-15, "{rates:?}");
+        state.record(metrics(1), 1.0, true, &config);
+        state.record(metrics(2), 0.5, true, &config);
+        assert_eq!(state.lr_decays, 0);
+        let plateau = TrainerConfig {
+            lr_schedule: LrSchedule::Plateau,
+            ..config.clone()
+        };
+        assert_eq!(
+            TrainerState::new(&plateau, LrSchedule::Warmup).schedule,
+            LrSchedule::Plateau
+        );
     }
 
     #[test]
@@ -325,7 +397,7 @@ mod tests {
             learning_rate: 1.0,
             ..Default::default()
         };
-        let mut state = TrainerState::new(&config);
+        let mut state = TrainerState::new(&config, LrSchedule::Plateau);
         assert!(state.record(metrics(1), 1.0, false, &config));
         assert!(!state.record(metrics(2), 1.0, false, &config));
         assert_eq!(state.learning_rate(), 1.0);
@@ -339,7 +411,7 @@ mod tests {
 
     #[test]
     fn self_critical_epochs_beat_the_cross_entropy_best_or_stop() {
-        let mut state = TrainerState::new(&TrainerConfig::default());
+        let mut state = TrainerState::new(&TrainerConfig::default(), LrSchedule::Plateau);
         state.record(metrics(1), 0.5, true, &TrainerConfig::default());
         state.scst.best = Some(1.0);
         let scst = |epoch, cider| EpochMetrics {

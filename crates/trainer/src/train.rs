@@ -268,11 +268,12 @@ fn train_epoch<'a, B: Backend>(
     let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed(trainer.seed, epoch));
     let lengths: Vec<usize> = run.data().train.iter().map(|c| c.tokens.len()).collect();
     let batches = length_buckets(&lengths, trainer.batch_size, &mut rng);
-    let learning_rate = run.state.learning_rate();
     let bar = progress_bar(options, batches.len(), epoch, trainer.epochs);
     let (mut loss_sum, mut tokens, mut captions) = (0.0, 0usize, 0usize);
     for batch in &batches {
+        let learning_rate = run.state.learning_rate();
         let step = run.step(batch, learning_rate, &mut rng);
+        run.state.steps_done += 1;
         if !step.loss.is_finite() {
             bail!(
                 "training diverged in epoch {} (loss {}); lower trainer.learning_rate or trainer.clip_norm",

@@ -92,7 +92,7 @@ impl<'a, B: Backend> Trainer<'a, B> {
             inputs
                 .model
                 .init::<Train<B>>(&stats, init_seed(config.trainer.seed), device)?;
-        let state = TrainerState::new(&config.trainer);
+        let state = TrainerState::new(&config.trainer, inputs.model.schedule());
         let optim = adam(&config.trainer).init();
         Self::assemble(config, data, inputs, model, optim, state, devices)
     }

@@ -10,7 +10,9 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use contracts::WorkDir;
-use contracts::config::{AttentionSettings, DecoderKind, ModelConfig, TrainerConfig};
+use contracts::config::{
+    AttentionSettings, DecoderKind, ModelConfig, TrainerConfig, TransformerSettings,
+};
 use decoder::{CaptionerConfig, SampledPolicy, banned_tokens};
 use trainer::Dataset;
 use trainer::parallel::{Peers, reduced_gradients};
@@ -77,7 +79,7 @@ fn replicas_hold_the_whole_batchs_gradient_after_the_all_reduce() {
     let data = Dataset::load(&WorkDir::new(fixture.work_dir()), true).unwrap();
     let device = Default::default();
     let stats = data.train_feature_stats().unwrap();
-    for decoder in [DecoderKind::Merge, DecoderKind::Attention] {
+    for &decoder in DecoderKind::ALL {
         let model = ModelConfig {
             decoder,
             embed_dim: 8,
@@ -86,6 +88,14 @@ fn replicas_hold_the_whole_batchs_gradient_after_the_all_reduce() {
             attention: AttentionSettings {
                 dim: 16,
                 doubly_stochastic: 1.0,
+            },
+            transformer: TransformerSettings {
+                d_model: 16,
+                heads: 4,
+                feed_forward: 32,
+                encoder_layers: 1,
+                decoder_layers: 1,
+                dropout: 0.0,
             },
             ..ModelConfig::default()
         };

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Tensor, TensorData};
 use contracts::WorkDir;
-use contracts::config::DecoderKind;
+use contracts::config::{DecoderKind, TransformerSettings};
 use contracts::tables::{FEATURE_DIM, TokenRow, VocabTable};
 use contracts::{PipelineConfig, Split};
 use decoder::{Captioner, Images, Skipped, Trainable, greedy, load_captioner, load_checkpoint};
@@ -100,11 +100,46 @@ fn the_attention_model_learns_from_the_one_grid_region_that_holds_the_answer() {
     let mut config = fixture.config(14);
     config.model.decoder = DecoderKind::Attention;
     config.model.attention.dim = 16;
-    let summary = train(&config, false).unwrap();
+    learns_from_the_one_grid_region_that_holds_the_answer(&fixture, &config);
+}
+
+#[test]
+fn the_transformer_learns_from_the_one_grid_region_that_holds_the_answer() {
+    let fixture = common::dataset_with_grid([16, 1, 2], 5);
+    let mut config = fixture.config(14);
+    config.model.decoder = DecoderKind::Transformer;
+    config.model.transformer = TransformerSettings {
+        d_model: 32,
+        feed_forward: 64,
+        ..small_transformer()
+    };
+    config.trainer.warmup_steps = 4;
+    learns_from_the_one_grid_region_that_holds_the_answer(&fixture, &config);
+}
+
+/// A Transformer the size of the tests' LSTMs.
+fn small_transformer() -> TransformerSettings {
+    TransformerSettings {
+        d_model: 16,
+        heads: 4,
+        feed_forward: 32,
+        encoder_layers: 1,
+        decoder_layers: 1,
+        dropout: 0.1,
+    }
+}
+
+/// Trains `config`'s grid model on `fixture`, whose captions name what one region of each
+/// image holds: greedy test captions must score BLEU-4 0.9, with one map per word.
+fn learns_from_the_one_grid_region_that_holds_the_answer(
+    fixture: &common::Fixture,
+    config: &PipelineConfig,
+) {
+    let summary = train(config, false).unwrap();
     let device = Default::default();
     let work = WorkDir::new(fixture.work_dir());
     let trained = load_captioner::<B>(&work, &device).unwrap();
-    assert_eq!(trained.info.model.kind(), DecoderKind::Attention);
+    assert_eq!(trained.info.model.kind(), config.model.decoder);
     let test: Vec<String> = fixture
         .images
         .iter()
@@ -542,7 +577,7 @@ fn a_batch_split_across_devices_trains_as_it_does_on_one() {
     // 1e-4 in the second epoch, so that case trains one epoch. Self-critical sampling turns
     // rounding differences into other samples now and then, so one self-critical epoch is
     // compared on the 2-device runs only.
-    for decoder in [DecoderKind::Merge, DecoderKind::Attention] {
+    for &decoder in DecoderKind::ALL {
         for (devices, batch_size, epochs, scst_epochs) in [(2, 7, 2, 1), (3, 2, 1, 0)] {
             let mut config = scst_config(&fixture, scst_epochs);
             config.trainer.epochs = epochs;
@@ -550,9 +585,11 @@ fn a_batch_split_across_devices_trains_as_it_does_on_one() {
             config.trainer.learning_rate = 1e-3;
             config.model.decoder = decoder;
             config.model.attention.dim = 16;
+            config.model.transformer = small_transformer();
             // Each device draws its own dropout masks: only without dropout are the runs
             // the same.
             config.model.dropout = 0.0;
+            config.model.transformer.dropout = 0.0;
             let one = train(&config, false).unwrap();
             config.trainer.devices = vec!["cpu".parse().unwrap(); devices];
             let split = train(&config, false).unwrap();

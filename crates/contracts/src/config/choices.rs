@@ -102,6 +102,23 @@ choices! {
         Merge = "merge",
         /// Xu et al. 2015 soft attention over the 7x7 grid of ResNet50's last feature map.
         Attention = "attention",
+        /// A Transformer encoder over the grid's regions and a Transformer decoder over the
+        /// words (Vaswani et al. 2017, as captioning codebases use it since 2018).
+        Transformer = "transformer",
+    }
+}
+
+choices! {
+    /// How the learning rate moves during the cross-entropy epochs.
+    pub enum LrSchedule {
+        /// The model's own: `plateau` for the LSTM decoders, `warmup` for the Transformer.
+        Auto = "auto",
+        /// Constant, multiplied by `lr_decay` after `lr_patience` epochs without improvement.
+        Plateau = "plateau",
+        /// Linear warm-up to `learning_rate` over `warmup_steps` optimizer steps, then decay
+        /// with the inverse square root of the step (the Transformer's "noam" schedule, its
+        /// peak set by `learning_rate`).
+        Warmup = "warmup",
     }
 }
 
@@ -120,7 +137,7 @@ impl DecoderKind {
     pub fn inputs(self) -> ImageInputs {
         match self {
             Self::Merge => ImageInputs::Pooled,
-            Self::Attention => ImageInputs::PooledAndGrid,
+            Self::Attention | Self::Transformer => ImageInputs::PooledAndGrid,
         }
     }
 

@@ -25,13 +25,13 @@ use serde::{Deserialize, Serialize};
 use crate::error::ContractError;
 pub use crate::tables::Split;
 pub use choices::{
-    DecoderKind, Device, DeviceSlot, ImageInputs, ScstBaseline, SynthScene, ValMetric,
+    DecoderKind, Device, DeviceSlot, ImageInputs, LrSchedule, ScstBaseline, SynthScene, ValMetric,
 };
 pub use overrides::Override;
 use overrides::{Source, apply};
 pub use sections::{
     AttentionSettings, CleanerConfig, EvaluatorConfig, FeaturizerConfig, MergeSettings,
-    ModelConfig, Paths, SynthConfig, TokenizerConfig, TrainerConfig,
+    ModelConfig, Paths, SynthConfig, TokenizerConfig, TrainerConfig, TransformerSettings,
 };
 use settings::Settings;
 
@@ -301,7 +301,7 @@ mod tests {
             load_error(empty.path(), &sets(&["train.epochs=2"])),
             "unknown key train.epochs (from --set train.epochs=2); the sections are paths, \
              synth, cleaner, tokenizer, featurizer, model, model.merge, model.attention, \
-             trainer, evaluator"
+             model.transformer, trainer, evaluator"
         );
         assert_eq!(
             load_error(empty.path(), &sets(&["model.attention.size=2"])),
@@ -412,7 +412,11 @@ mod tests {
             ("featurizer.part_rows", "0", "an integer from 1 to 1000000"),
             ("featurizer.seed", "0.5", "an integer >= 0"),
             ("featurizer.device", "gpu", "one of \"cpu\", \"cuda\""),
-            ("model.decoder", "lstm", "one of \"merge\", \"attention\""),
+            (
+                "model.decoder",
+                "lstm",
+                "one of \"merge\", \"attention\", \"transformer\"",
+            ),
             ("model.embed_dim", "0", "an integer from 1 to 65536"),
             ("model.hidden_dim", "70000", "an integer from 1 to 65536"),
             ("model.dropout", "1", "a number in [0, 1)"),
@@ -424,11 +428,39 @@ mod tests {
                 "-1",
                 "a number in [0, 1000]",
             ),
+            (
+                "model.transformer.d_model",
+                "0",
+                "an integer from 1 to 65536",
+            ),
+            ("model.transformer.heads", "0", "an integer from 1 to 1024"),
+            (
+                "model.transformer.feed_forward",
+                "0",
+                "an integer from 1 to 65536",
+            ),
+            (
+                "model.transformer.encoder_layers",
+                "65",
+                "an integer from 1 to 64",
+            ),
+            (
+                "model.transformer.decoder_layers",
+                "0",
+                "an integer from 1 to 64",
+            ),
+            ("model.transformer.dropout", "1.0", "a number in [0, 1)"),
             ("trainer.epochs", "0", "an integer from 1 to 100000"),
             ("trainer.batch_size", "0", "an integer from 1 to 65536"),
             ("trainer.learning_rate", "0", "a number in (0, 1]"),
             ("trainer.adam_epsilon", "0", "a number in (0, 1]"),
             ("trainer.clip_norm", "-1", "a number in [0, 1000000000]"),
+            (
+                "trainer.lr_schedule",
+                "noam",
+                "one of \"auto\", \"plateau\", \"warmup\"",
+            ),
+            ("trainer.warmup_steps", "0", "an integer from 1 to 10000000"),
             ("trainer.lr_decay", "1.5", "a number in (0, 1]"),
             ("trainer.lr_patience", "-1", "an integer from 0 to 100000"),
             ("trainer.patience", "-2", "an integer from 0 to 100000"),

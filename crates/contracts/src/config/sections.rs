@@ -6,7 +6,9 @@
 
 use std::path::PathBuf;
 
-use super::choices::{DecoderKind, Device, DeviceSlot, ScstBaseline, SynthScene, ValMetric};
+use super::choices::{
+    DecoderKind, Device, DeviceSlot, LrSchedule, ScstBaseline, SynthScene, ValMetric,
+};
 use super::settings::{Allowed, section};
 use crate::tables::Split;
 
@@ -91,19 +93,20 @@ section! {
     /// The caption decoder's architecture, shared by trainer, evaluator and `caption`: the
     /// keys every decoder reads, then each model's own table.
     pub struct ModelConfig = "model" {
-        /// Which caption model: `merge` (the seed's CNN-RNN) or `attention` (soft attention
-        /// over the ResNet50 grid).
+        /// Which caption model: `merge` (the seed's CNN-RNN), `attention` (soft attention
+        /// over the ResNet50 grid) or `transformer` (a Transformer over the grid).
         decoder: DecoderKind = DecoderKind::Merge, Allowed::Choice(DecoderKind::NAMES);
-        /// Word (and projected image) embedding size.
+        /// The LSTM decoders' word (and projected image) embedding size.
         embed_dim: usize = 256, WIDTH;
-        /// LSTM hidden size.
+        /// The LSTM decoders' hidden size.
         hidden_dim: usize = 512, WIDTH;
-        /// Dropout after the image projection and before the output layer.
+        /// The LSTM decoders' dropout, after the image projection and before the output layer.
         dropout: f64 = 0.5, Allowed::below(0.0, 1.0);
         /// Z-score image features with the train split's mean and standard deviation.
         standardize: bool = true, Allowed::Bool;
         table merge: MergeSettings;
         table attention: AttentionSettings;
+        table transformer: TransformerSettings;
     }
 }
 
@@ -127,6 +130,25 @@ section! {
 }
 
 section! {
+    /// The Transformer's own keys (ruotianluo's ImageCaptioning.pytorch sizes, with fewer
+    /// layers: see the README).
+    pub struct TransformerSettings = "model.transformer" {
+        /// Width of every layer: the projected regions, the word embeddings, the attention.
+        d_model: usize = 512, WIDTH;
+        /// Attention heads; `d_model` must be a multiple.
+        heads: usize = 8, Allowed::int(1, 1024);
+        /// Width of each layer's feed-forward block.
+        feed_forward: usize = 2048, WIDTH;
+        /// Self-attention layers over the grid's regions.
+        encoder_layers: usize = 2, Allowed::int(1, 64);
+        /// Decoder layers (masked self-attention, cross-attention, feed-forward).
+        decoder_layers: usize = 2, Allowed::int(1, 64);
+        /// Dropout on the embeddings, on the attention weights and on every sublayer's output.
+        dropout: f64 = 0.1, Allowed::below(0.0, 1.0);
+    }
+}
+
+section! {
     /// Training (`trainer`).
     pub struct TrainerConfig = "trainer" {
         /// Cross-entropy epochs, at most (early stopping may end them sooner).
@@ -139,7 +161,12 @@ section! {
         adam_epsilon: f64 = 1e-8, Allowed::above(0.0, 1.0);
         /// Gradients are rescaled to at most this global L2 norm (0: no clipping).
         clip_norm: f64 = 5.0, Allowed::closed(0.0, 1e9);
-        /// The learning rate is multiplied by this when validation stops improving...
+        /// `auto` (the model's own), `plateau` or `warmup`.
+        lr_schedule: LrSchedule = LrSchedule::Auto, Allowed::Choice(LrSchedule::NAMES);
+        /// Optimizer steps of the `warmup` schedule's linear rise to `learning_rate`.
+        warmup_steps: usize = 400, Allowed::int(1, 10_000_000);
+        /// With `plateau`, the learning rate is multiplied by this when validation stops
+        /// improving...
         lr_decay: f64 = 0.5, Allowed::above(0.0, 1.0);
         /// ...for this many epochs (0: never).
         lr_patience: usize = 2, Allowed::int(0, 100_000);

@@ -103,6 +103,10 @@ impl Architecture for AttentionConfig {
         self.feature_dim
     }
 
+    fn attention_maps(&self) -> Option<&'static str> {
+        Some("its soft attention over the grid")
+    }
+
     fn validate(&self) -> Result<(), DecoderError> {
         crate::init::check_sizes(
             self.vocab_size,

@@ -104,8 +104,11 @@ pub fn beam_search<B: Backend, M: CaptionModel<B>>(
         .into_data()
         .to_vec()
         .unwrap_or_default();
-    // Row i * k + b is beam b of image i.
-    let mut state = model.start(&batch.clone().repeat_each(k));
+    // Row i * k + b is beam b of image i: the model starts once per image (a Transformer
+    // encodes each image once), and the state is copied to the image's k rows.
+    let copies: Vec<i64> = (0..images * k).map(|row| (row / k) as i64).collect();
+    let copies = Tensor::<B, 1, Int>::from_data(TensorData::new(copies, [images * k]), &device);
+    let mut state = model.start(batch).select(copies);
     // Only beam 0 of each image is alive at first, so the k copies do not all expand alike.
     let mut beams: Vec<Vec<Beam>> = vec![
         vec![Beam {

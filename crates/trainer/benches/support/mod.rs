@@ -170,17 +170,19 @@ impl BackendTask for BenchTask<'_> {
     }
 }
 
-/// The attention model's benchmark as a task for [`models::backend::run_on`].
-pub struct AttentionBenchTask<'a> {
+/// A grid model's benchmark (`attention` or `transformer`) as a task for
+/// [`models::backend::run_on`].
+pub struct GridBenchTask<'a> {
     pub options: &'a BenchOptions,
     pub data: &'a Dataset,
+    pub decoder: DecoderKind,
 }
 
-impl BackendTask for AttentionBenchTask<'_> {
+impl BackendTask for GridBenchTask<'_> {
     type Output = Result<BenchReport>;
 
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
-        run_attention::<B>(self.options, self.data, &device)
+        run_grid_model::<B>(self.options, self.data, self.decoder, &device)
     }
 }
 
@@ -270,15 +272,16 @@ pub fn with_grid(mut data: Dataset, seed: u64, temp_dir: &Path) -> Result<Datase
     Ok(data)
 }
 
-/// Times `options.steps` training steps of the attention model (`[model]` defaults,
-/// `decoder = "attention"`) on `data`, which needs a grid ([`with_grid`]).
-pub fn run_attention<B: Backend>(
+/// Times `options.steps` training steps of a grid model (`[model]` defaults, `decoder`) on
+/// `data`, which needs a grid ([`with_grid`]).
+pub fn run_grid_model<B: Backend>(
     options: &BenchOptions,
     data: &Dataset,
+    decoder: DecoderKind,
     device: &B::Device,
 ) -> Result<BenchReport> {
     let mut config = bench_config(options);
-    config.model.decoder = DecoderKind::Attention;
+    config.model.decoder = decoder;
     time_steps::<B>(options, &config, data, device)
 }
 
