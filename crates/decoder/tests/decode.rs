@@ -316,3 +316,62 @@ fn invalid_configs_are_refused() {
             .is_err()
     );
 }
+
+/// Beam search starts each image once and copies its state to the image's beams: every
+/// model's first steps from that state are bit for bit those from starting every copy.
+#[test]
+fn starting_once_and_copying_the_state_is_starting_every_copy() {
+    use decoder::captioner::CaptionerConfig as Config;
+    use decoder::transformer::TransformerConfig;
+    let device = Default::default();
+    let grid: Vec<f32> = (0..3 * 4 * 6)
+        .map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0)
+        .collect();
+    let grid = Tensor::<B, 3>::from_data(TensorData::new(grid, [3, 4, 6]), &device);
+    let batch = Images {
+        pooled: grid.clone().mean_dim(1).reshape([3, 6]),
+        grid: Some(grid),
+    };
+    let attention = decoder::attention::AttentionConfig {
+        vocab_size: 11,
+        feature_dim: 6,
+        embed_dim: 5,
+        hidden_dim: 7,
+        attention_dim: 3,
+        dropout: 0.0,
+        attention_reg: 1.0,
+    };
+    let transformer = TransformerConfig {
+        vocab_size: 11,
+        feature_dim: 6,
+        d_model: 8,
+        heads: 2,
+        feed_forward: 12,
+        encoder_layers: 1,
+        decoder_layers: 2,
+        dropout: 0.0,
+    };
+    for config in [
+        Config::Merge(config()),
+        Config::Attention(attention),
+        Config::Transformer(transformer),
+    ] {
+        let model = config.init::<B>(&stats(), 5, &device).unwrap();
+        let copies = Tensor::<B, 1, Int>::from_data(
+            TensorData::new(vec![0i64, 0, 1, 1, 2, 2], [6]),
+            &device,
+        );
+        let mut once = model.start(&batch).select(copies);
+        let mut every = model.start(&batch.clone().repeat_each(2));
+        for step in [[1i64, 1, 1, 1, 1, 1], [4, 5, 6, 7, 8, 9]] {
+            let (a, next_once) = model.step(tokens(&step), once);
+            let (b, next_every) = model.step(tokens(&step), every);
+            let (a, b): (Vec<f32>, Vec<f32>) = (
+                a.into_data().to_vec().unwrap(),
+                b.into_data().to_vec().unwrap(),
+            );
+            assert_eq!(a, b, "{}", config.kind());
+            (once, every) = (next_once, next_every);
+        }
+    }
+}
