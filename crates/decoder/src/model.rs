@@ -81,32 +81,12 @@ impl<B: Backend> Images<B> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    /// Every image `copies` times in a row (`[a, b]` -> `[a, a, b, b]`), for beam search.
-    pub fn repeat_each(self, copies: usize) -> Self {
-        let [images, dim] = self.pooled.dims();
-        Self {
-            pooled: self
-                .pooled
-                .unsqueeze_dim::<3>(1)
-                .repeat_dim(1, copies)
-                .reshape([images * copies, dim]),
-            grid: self.grid.map(|grid| {
-                let [_, regions, dim] = grid.dims();
-                grid.unsqueeze_dim::<4>(1).repeat_dim(1, copies).reshape([
-                    images * copies,
-                    regions,
-                    dim,
-                ])
-            }),
-        }
-    }
 }
 
 /// What decoding carries from one step to the next, for a batch of partial captions.
 pub trait DecodeState<B: Backend>: Sized {
-    /// Keeps the rows `indices` (`[n]`, repeats allowed): drops finished captions or
-    /// reorders beams.
+    /// Keeps the rows `indices` (`[n]`, repeats allowed): copies an image's state to its
+    /// beams or samples, drops finished captions, reorders beams.
     fn select(self, indices: Tensor<B, 1, Int>) -> Self;
 
     /// `[rows, regions]` where the last step looked, for a model with attention.

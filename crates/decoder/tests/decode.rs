@@ -361,8 +361,12 @@ fn starting_once_and_copying_the_state_is_starting_every_copy() {
             TensorData::new(vec![0i64, 0, 1, 1, 2, 2], [6]),
             &device,
         );
-        let mut once = model.start(&batch).select(copies);
-        let mut every = model.start(&batch.clone().repeat_each(2));
+        let mut once = model.start(&batch).select(copies.clone());
+        let every_copy = Images {
+            pooled: batch.pooled.clone().select(0, copies.clone()),
+            grid: batch.grid.clone().map(|g| g.select(0, copies.clone())),
+        };
+        let mut every = model.start(&every_copy);
         for step in [[1i64, 1, 1, 1, 1, 1], [4, 5, 6, 7, 8, 9]] {
             let (a, next_once) = model.step(tokens(&step), once);
             let (b, next_every) = model.step(tokens(&step), every);

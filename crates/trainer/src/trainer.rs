@@ -276,13 +276,7 @@ impl<'a, B: Backend> Trainer<'a, B> {
         let vocab = &self.data.vocab;
         let plain = self.first().plain();
         let (max_len, suppress_unk) = (evaluator.max_len, evaluator.suppress_unk);
-        let samples = sample(
-            &plain,
-            &distinct.clone().repeat_each(per_image),
-            max_len,
-            suppress_unk,
-            rng,
-        );
+        let samples = sample(&plain, &distinct, per_image, max_len, suppress_unk, rng);
         let greedy_rewards: Option<Vec<f64>> = (trainer.scst_baseline == ScstBaseline::Greedy)
             .then(|| {
                 greedy(&plain, &distinct, max_len, suppress_unk)

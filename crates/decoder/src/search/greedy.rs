@@ -41,7 +41,7 @@ pub fn greedy_attended<B: Backend, M: CaptionModel<B>>(
             .map(|t| t as u32)
             .collect()
     };
-    decode_steps(model, images, max_len, suppress_unk, argmax)
+    decode_steps(model, images, 1, max_len, suppress_unk, argmax)
         .into_iter()
         .map(|written| (written.tokens, written.attention))
         .collect()

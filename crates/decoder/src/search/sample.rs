@@ -29,12 +29,14 @@ impl Sampled {
     }
 }
 
-/// One sampled caption per row of `images`, at most `max_len` words, every draw from `rng`
-/// (rows in order, one uniform number per row and step: reproducible from a seed). `<pad>`
-/// and `<start>` are never drawn, `<unk>` not when `suppress_unk` is set.
+/// `copies` sampled captions of each image of `images` (image-major), at most `max_len` words,
+/// every draw from `rng` (rows in order, one uniform number per row and step: reproducible
+/// from a seed). `<pad>` and `<start>` are never drawn, `<unk>` not when `suppress_unk` is
+/// set.
 pub fn sample<B: Backend, M: CaptionModel<B>>(
     model: &M,
     images: &Images<B>,
+    copies: usize,
     max_len: usize,
     suppress_unk: bool,
     rng: &mut dyn RngCore,
@@ -48,7 +50,7 @@ pub fn sample<B: Backend, M: CaptionModel<B>>(
             .unwrap_or_default();
         values.chunks(vocab).map(|row| draw(row, rng)).collect()
     };
-    decode_steps(model, images, max_len, suppress_unk, draw_rows)
+    decode_steps(model, images, copies, max_len, suppress_unk, draw_rows)
         .into_iter()
         .map(|written| Sampled {
             tokens: written.tokens,

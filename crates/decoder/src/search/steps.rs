@@ -20,17 +20,20 @@ pub(super) struct Written {
     pub attention: Vec<Vec<f32>>,
 }
 
-/// Each image's caption, at most `max_len` words. `choose` turns a step's `[rows, vocab]` log-probabilities, banned
+/// `copies` captions of each image (image-major: the copies of image 0 first), at most
+/// `max_len` words each. The model starts once per image and its state is copied to the
+/// image's rows (a Transformer encodes each image once). `choose` turns a step's `[rows, vocab]` log-probabilities, banned
 /// tokens already at `-inf`, into one token per row. `<pad>` and `<start>` are banned, and
 /// `<unk>` with `suppress_unk`.
 pub(super) fn decode_steps<B: Backend, M: CaptionModel<B>>(
     model: &M,
     images: &Images<B>,
+    copies: usize,
     max_len: usize,
     suppress_unk: bool,
     mut choose: impl FnMut(Tensor<B, 2>) -> Vec<u32>,
 ) -> Vec<Written> {
-    let batch = images.len();
+    let batch = images.len() * copies;
     let device = images.pooled.device();
     let mut captions = vec![Written::default(); batch];
     if batch == 0 || max_len == 0 {
@@ -40,6 +43,10 @@ pub(super) fn decode_steps<B: Backend, M: CaptionModel<B>>(
     let banned =
         banned_tokens_mask::<B>(model.vocab_size(), suppress_unk, &device).unsqueeze_dim(0);
     let mut state = model.start(images);
+    if copies > 1 {
+        let rows: Vec<usize> = (0..batch).map(|row| row / copies).collect();
+        state = state.select(int_tensor::<B>(&rows, &device));
+    }
     // `active[i]`: the caption that row i of the state belongs to.
     let mut active: Vec<usize> = (0..batch).collect();
     let mut tokens = int_tensor::<B>(&vec![START as usize; batch], &device);
