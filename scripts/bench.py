@@ -14,7 +14,8 @@ fractions of that limit (ResNet50's 4.1 GMAC, i.e. 8.2 GFLOP, per image).
 Trainer: see crates/trainer/benches/train.rs and scripts/bench_trainer.py; the attention and
 Transformer trainers (`--attention`, `--transformer`) against scripts/bench_attention.py and
 scripts/bench_transformer.py, with their peak memory while the grid of 6,000 images (2.4 GB)
-sits in a temp file. A last table shows an epoch's time and the peak memory
+sits in a temp file; the Transformer's beam-3 decoding (crates/decoder/benches/decode.rs)
+against scripts/bench_transformer_decode.py. A last table shows an epoch's time and the peak memory
 at Flickr8k's size and at COCO's (600,000 captions, 123,000 images, vocabulary 10,000).
 METEOR: 1,000 images with 5 references each (Flickr8k test captions when the caption file is
 found, else generated ones), crates/metrics/benches/meteor.rs against scripts/bench_meteor_jar.py
@@ -124,6 +125,21 @@ def grid_model_rows(decoder):
     return [row + [f"{float(torch.group(1)):.1f}", f"{ratio:.2f}x", f"{ours.group(2)} MiB", f"{torch.group(2)} MiB"]], []
 
 
+def decode_rows():
+    """The Transformer's beam-3 decoding of 1,000 images (crates/decoder/benches/decode.rs) next
+    to scripts/bench_transformer_decode.py."""
+    out = subprocess.run(["cargo", "bench", "--locked", "-q", "-p", "decoder", "--bench", "decode"], cwd=ROOT,
+                         check=True, capture_output=True, text=True,
+                         env={**os.environ, "RAYON_NUM_THREADS": str(THREADS)}).stdout
+    line = lambda who: re.search(who + r".*?: ([\d.]+) images/s", out)
+    ours, torch = line("burn transformer beam-3"), line("pytorch")
+    row = ["transformer beam-3 decoding (images/s, 1,000 images, vocab 8000, 20 words)", f"{float(ours.group(1)):.1f}"]
+    if not torch:
+        return [row + ["skipped", "", "", ""]], ["PyTorch decoding side skipped (pip install torch)"]
+    ratio = float(ours.group(1)) / float(torch.group(1))
+    return [row + [f"{float(torch.group(1)):.1f}", f"{ratio:.2f}x", "", ""]], []
+
+
 def growth_table():
     """How an epoch's time and the peak memory grow from Flickr8k's size to COCO's
     (crates/trainer/benches/train.rs --epoch, one process per size so each peak is its own):
@@ -211,7 +227,7 @@ def main():
     limit_line, limit, gflop, profile = network()
     rows, notes = [], []
     for part in (lambda: featurizer_rows(limit, gflop), trainer_rows, lambda: grid_model_rows("attention"),
-                 lambda: grid_model_rows("transformer"), meteor_rows):
+                 lambda: grid_model_rows("transformer"), decode_rows, meteor_rows):
         r, n = part()
         rows += r
         notes += [x for x in n if x]
