@@ -247,7 +247,7 @@ fn caption_says_a_merge_model_has_no_attention_maps() {
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim(),
         "error: captioning: --attention-dir: this merge model has no attention; train one with \
-         `--set model.decoder=attention` to see where it looks"
+         `--set model.decoder=attention` or `transformer` to see where it looks"
     );
     assert!(!cwd.join("maps").exists(), "nothing is written");
 }

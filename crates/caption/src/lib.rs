@@ -123,10 +123,10 @@ impl BackendTask for CaptionImages<'_> {
         let work = WorkDir::new(&self.config.paths.work_dir);
         let trained = load_captioner::<B>(&work, &device)?;
         let kind = trained.info.model.kind();
-        if self.attention_dir.is_some() && !kind.needs_grid() {
+        if self.attention_dir.is_some() && trained.info.model.attention_maps().is_none() {
             bail!(
                 "--attention-dir: this {kind} model has no attention; train one with \
-                 `--set model.decoder=attention` to see where it looks"
+                 `--set model.decoder=attention` or `transformer` to see where it looks"
             );
         }
         if let Some(dir) = &self.attention_dir {

@@ -33,8 +33,9 @@ struct Cli {
     #[arg(required = true, value_name = "IMAGE|DIR")]
     inputs: Vec<PathBuf>,
 
-    /// One JSON object per line (`image`, `caption`, `log_prob`, and for an attention model
-    /// `attention`: each word's weights over the 7x7 grid, row-major) instead of TSV.
+    /// One JSON object per line (`image`, `caption`, `log_prob`, and for a model with
+    /// attention maps `attention`: each word's weights over the 7x7 grid, row-major) instead
+    /// of TSV.
     #[arg(long)]
     json: bool,
 
@@ -52,7 +53,8 @@ struct Cli {
     device: Option<String>,
 
     /// Write one PNG per image into DIR: the photo, then each generated word with where the
-    /// model looked for it (Xu et al.'s figures). Needs an attention model.
+    /// model looked for it (Xu et al.'s figures). Needs a model with attention maps
+    /// (`attention`, or `transformer`: its last layer's cross-attention, averaged over heads).
     #[arg(long, value_name = "DIR")]
     attention_dir: Option<PathBuf>,
 
