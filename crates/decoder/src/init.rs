@@ -77,6 +77,15 @@ impl<'a, B: Backend> Initializer<'a, B> {
         norm
     }
 
+    /// The standardisation constants of `stats`: the mean, then 1 / std, `[dim]` each.
+    pub fn standardisation(
+        &mut self,
+        stats: &crate::FeatureStats,
+    ) -> (Param<Tensor<B, 1>>, Param<Tensor<B, 1>>) {
+        let inv_std: Vec<f32> = stats.std.iter().map(|s| 1.0 / s).collect();
+        (self.constant(&stats.mean), self.constant(&inv_std))
+    }
+
     /// A constant the optimizer leaves alone (no gradient), e.g. standardisation statistics.
     pub fn constant(&mut self, values: &[f32]) -> Param<Tensor<B, 1>> {
         self.next_id += 1;
@@ -86,6 +95,22 @@ impl<'a, B: Backend> Initializer<'a, B> {
         );
         Param::initialized(ParamId::from(self.next_id), tensor)
     }
+}
+
+/// That `stats` has the model's `feature_dim` entries: "`{what}` statistics have N `{unit}`,
+/// the model M" otherwise (`("grid", "channels")` for a grid model).
+pub(crate) fn check_stats(
+    stats: &crate::FeatureStats,
+    feature_dim: usize,
+    (what, unit): (&str, &str),
+) -> Result<(), crate::DecoderError> {
+    if stats.dim() != feature_dim {
+        return Err(crate::DecoderError::Config(format!(
+            "{what} statistics have {} {unit}, the model {feature_dim}",
+            stats.dim()
+        )));
+    }
+    Ok(())
 }
 
 /// The checks every caption model's config shares: words besides the special tokens, positive

@@ -136,13 +136,7 @@ impl Architecture for AttentionConfig {
         device: &B::Device,
     ) -> Result<AttentionModel<B>, DecoderError> {
         self.validate()?;
-        if stats.dim() != self.feature_dim {
-            return Err(DecoderError::Config(format!(
-                "grid statistics have {} channels, the model {}",
-                stats.dim(),
-                self.feature_dim
-            )));
-        }
+        crate::init::check_stats(stats, self.feature_dim, ("grid", "channels"))?;
         let mut init = Initializer::<B>::new(seed, device);
         let (f, e, h, a, v) = (
             self.feature_dim,
@@ -167,10 +161,10 @@ impl Architecture for AttentionConfig {
         };
         let context_weight = init.uniform([f, 4 * h], h);
         let output = init.linear(h, v, true);
-        let inv_std: Vec<f32> = stats.std.iter().map(|s| 1.0 / s).collect();
+        let (feature_mean, feature_inv_std) = init.standardisation(stats);
         Ok(AttentionModel {
-            feature_mean: init.constant(&stats.mean),
-            feature_inv_std: init.constant(&inv_std),
+            feature_mean,
+            feature_inv_std,
             init_hidden,
             init_cell,
             grid_attention,

@@ -107,13 +107,7 @@ impl Architecture for MergeConfig {
         device: &B::Device,
     ) -> Result<MergeModel<B>, DecoderError> {
         self.validate()?;
-        if stats.dim() != self.feature_dim {
-            return Err(DecoderError::Config(format!(
-                "feature statistics have {} dimensions, the model {}",
-                stats.dim(),
-                self.feature_dim
-            )));
-        }
+        crate::init::check_stats(stats, self.feature_dim, ("feature", "dimensions"))?;
         let mut init = Initializer::<B>::new(seed, device);
         let (f, e, h, v) = (
             self.feature_dim,
@@ -140,10 +134,10 @@ impl Architecture for MergeConfig {
             weight: init.uniform([e, v], fan_in),
             bias: None,
         });
-        let inv_std: Vec<f32> = stats.std.iter().map(|s| 1.0 / s).collect();
+        let (feature_mean, feature_inv_std) = init.standardisation(stats);
         Ok(MergeModel {
-            feature_mean: init.constant(&stats.mean),
-            feature_inv_std: init.constant(&inv_std),
+            feature_mean,
+            feature_inv_std,
             image_proj,
             embedding,
             lstm,

@@ -164,18 +164,10 @@ impl Architecture for TransformerConfig {
         device: &B::Device,
     ) -> Result<TransformerModel<B>, DecoderError> {
         self.validate()?;
-        if stats.dim() != self.feature_dim {
-            return Err(DecoderError::Config(format!(
-                "grid statistics have {} channels, the model {}",
-                stats.dim(),
-                self.feature_dim
-            )));
-        }
+        crate::init::check_stats(stats, self.feature_dim, ("grid", "channels"))?;
         let mut init = Initializer::<B>::new(seed, device);
         let d = self.d_model;
-        let inv_std: Vec<f32> = stats.std.iter().map(|s| 1.0 / s).collect();
-        let feature_mean = init.constant(&stats.mean);
-        let feature_inv_std = init.constant(&inv_std);
+        let (feature_mean, feature_inv_std) = init.standardisation(stats);
         let region_projection = init.linear(self.feature_dim, d, true);
         let encoder = (0..self.encoder_layers)
             .map(|_| EncoderLayer {
